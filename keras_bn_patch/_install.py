@@ -1,0 +1,150 @@
+"""install()/uninstall(): post-import hooks that patch each Keras flavour once it is imported.
+
+We never import TensorFlow or Keras ourselves.  A hook that fails logs on the
+``keras_bn_patch`` logger, leaves that Keras untouched, and shows up in
+``status()``; it never raises into the user's ``import``.
+"""
+import logging
+import sys
+import threading
+import warnings
+
+import wrapt
+
+from . import _patching, _targets, _views
+from .flavours import keras2, tf_keras, version_tuple
+
+log = logging.getLogger("keras_bn_patch")
+
+_lock = threading.RLock()
+_installed = False
+_hooks_registered = False
+_status = {}  # label -> {"version_of": package, "state": text or callable giving it}
+_warned = set()
+
+
+def _record(label, version_of, state):
+    _status[label] = {"version_of": version_of, "state": state}
+    if isinstance(state, str) and state.startswith("unsupported") and label not in _warned:
+        _warned.add(label)
+        message = "keras_bn_patch: %s %s is %s; it is left untouched" % (
+            label, _version(version_of), state)
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _version(package):
+    return str(getattr(sys.modules.get(package), "__version__", "unknown"))
+
+
+def _guarded(label, version_of, function):
+    """Run a hook body; any error is logged once and reported, never raised."""
+    def hook(module):
+        if not _installed:
+            return
+        with _lock:
+            try:
+                function(module)
+            except Exception as error:  # a hook must never break the user's import
+                log.exception("keras_bn_patch: could not patch %s", module.__name__)
+                _record(label, version_of, "unsupported: error while patching %s: %r"
+                        % (module.__name__, error))
+    return hook
+
+
+def _patch_models(module):
+    model = getattr(module, "Model", None)
+    if model is None:
+        return
+    _patching.patch(model, "compile", _views.on_compile)
+    for name in _views.ENTRY_POINTS:
+        if hasattr(model, name):
+            _patching.patch(model, name, _views.on_entry)
+
+
+def _tf_keras_hook(family):
+    flavour = tf_keras.TfKerasFlavour(family)
+
+    def patch_bn(module):
+        names = [name for name in _targets.TF_KERAS_BN_CLASSES if hasattr(module, name)]
+        if not names:  # Keras 3: `call` checks `training and self.trainable` itself
+            _record("keras", "keras", "native")
+            return
+        owner = _patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
+        if owner not in _views.bn_classes:
+            _views.bn_classes.append(owner)
+        _record(family.label, family.version_of, flavour.state)  # known only once TF is imported
+
+    return _guarded(family.label, family.version_of, patch_bn)
+
+
+def _patch_keras2(keras):
+    version = version_tuple(getattr(keras, "__version__", ""))
+    low, high = _targets.KERAS2_SUPPORTED
+    if version >= (3,):
+        return  # Keras 3: reported by its module hook
+    if version >= high:
+        return  # keras 2.4+ is tf.keras underneath: patched by the tf.keras hooks
+    if version < low:
+        _record("keras", "keras", "unsupported: keras < 2.1 has another BatchNormalization "
+                "(supported: standalone keras 2.1-2.3)")
+        return
+    module_name, class_name = _targets.KERAS2_BN
+    __import__(module_name)
+    owner = _patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
+    if owner not in _views.bn_classes:
+        _views.bn_classes.append(owner)
+    if version < _targets.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
+        _patching.patch(sys.modules["keras.backend"], "moving_average_update",
+                        keras2.moving_average_update)
+    _record("keras", "keras", "patched")
+
+
+def _hooks():
+    hooks = [(family.bn_module, _tf_keras_hook(family)) for family in _targets.TF_KERAS_FAMILIES]
+    hooks.append((_targets.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
+    hooks += [(name, _guarded("Model", name.split(".")[0], _patch_models))
+              for name in _targets.MODEL_MODULES]
+    return hooks
+
+
+def install():
+    """Patch every Keras flavour imported now or later.  A second call does nothing."""
+    global _installed, _hooks_registered
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        if not _hooks_registered:
+            _hooks_registered = True
+            for name, hook in _hooks():  # wrapt runs a hook at once if its module is imported
+                wrapt.register_post_import_hook(hook, name)
+        else:
+            for name, hook in _hooks():
+                if name in sys.modules:
+                    hook(sys.modules[name])
+
+
+def uninstall():
+    """Put back everything we replaced; graphs built meanwhile behave as plain Keras."""
+    global _installed
+    with _lock:
+        if not _installed:
+            return
+        _installed = False
+        _views.release_all()
+        _patching.restore_all()
+        del _views.bn_classes[:]
+        _status.clear()
+
+
+def is_installed():
+    return _installed
+
+
+def status():
+    """{flavour: {"version": ..., "state": "patched" | "native" | "unsupported: why"}}."""
+    with _lock:
+        return {label: {"version": _version(entry["version_of"]),
+                        "state": entry["state"]() if callable(entry["state"]) else entry["state"]}
+                for label, entry in _status.items()}

@@ -1,0 +1,53 @@
+"""Replace an attribute on the object that really defines it, and undo it.
+
+One registry entry per (owner, attribute).  Patching is done on the class in
+the MRO that defines the method, never on an alias or subclass, so V1/V2/Sync
+classes and user subclasses calling ``super().call()`` all go through one
+wrapper.  Patching twice is a no-op; ``restore_all`` only puts back a slot that
+still holds our wrapper (someone who patched on top of us keeps theirs).
+"""
+import logging
+
+import wrapt
+
+log = logging.getLogger("keras_bn_patch")
+
+_patches = {}  # (owner, name) -> (original, wrapper)
+
+
+def _owner(obj, name):
+    for klass in getattr(obj, "__mro__", (obj,)):
+        if name in vars(klass):
+            return klass
+    raise AttributeError("%r has no attribute %r to patch" % (obj, name))
+
+
+def patch(obj, name, wrapper_function):
+    """Wrap ``obj.name`` (class or module) with ``wrapper_function(wrapped, instance, args, kwargs)``."""
+    owner = _owner(obj, name)
+    key = (owner, name)
+    if key in _patches:
+        return owner
+    original = vars(owner)[name]
+    wrapper = wrapt.FunctionWrapper(original, wrapper_function)
+    setattr(owner, name, wrapper)
+    _patches[key] = (original, wrapper)
+    return owner
+
+
+def is_patched(owner, name):
+    return (owner, name) in _patches
+
+
+def patched_owners():
+    return [owner for owner, _ in _patches]
+
+
+def restore_all():
+    for (owner, name), (original, wrapper) in list(_patches.items()):
+        if vars(owner).get(name) is wrapper:
+            setattr(owner, name, original)
+        else:
+            log.warning("keras_bn_patch: %s.%s was replaced by someone else after we patched it; "
+                        "leaving it as it is", getattr(owner, "__name__", owner), name)
+        del _patches[(owner, name)]

@@ -1,0 +1,7 @@
+"""One module per family of Keras whose BatchNormalization works alike."""
+import re
+
+
+def version_tuple(text):
+    """'2.2.4' -> (2, 2, 4); '2.4.0-rc1' -> (2, 4, 0); anything unreadable -> ()."""
+    return tuple(int(part) for part in re.findall(r"\d+", str(text).split("-")[0].split("+")[0])[:3])

@@ -1,0 +1,85 @@
+"""tf.keras of TF 1.13-2.x, keras 2.6-2.15 and tf_keras: the BatchNormalizationBase family.
+
+Their BN ``call`` turns ``training`` into a boolean and then, when it is a
+tensor, picks batch or moving statistics with ``smart_cond`` and gates the
+moving-average update with momentum 1.0.  So the wrapper only has to hand the
+original ``call`` ``training AND NOT held``: outputs and updates of a held layer
+follow the layer's own inference path, decided when the graph or trace runs.
+V2 classes of flavours that honour ``trainable`` natively pass straight through.
+"""
+import sys
+
+from .. import _views
+from . import version_tuple
+
+
+class TfKerasFlavour(object):
+    def __init__(self, family):
+        self.family = family
+        self.label = family.label
+        self._native_v2 = None
+
+    def backend(self):
+        return sys.modules[self.family.backend_module]
+
+    def native_v2(self):
+        """Whether this flavour's V2 class honours `trainable` itself (then we leave it alone)."""
+        if self._native_v2 is None:
+            first = self.family.native_v2_from
+            if first is None:
+                self._native_v2 = True
+            else:
+                # Unknown while `tensorflow/__init__` is still running: decide later, never cache a guess.
+                tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
+                if not tf_version:
+                    return False
+                self._native_v2 = tf_version >= first
+        return self._native_v2
+
+    def state(self):
+        return "patched (V1 class; the V2 class is native)" if self.native_v2() else "patched"
+
+    def new_flag(self, value):
+        from tensorflow.python.framework import ops
+        with ops.init_scope():  # lift out of tf.function traces and Keras graphs' control flow
+            return self.backend().variable(bool(value), dtype="bool", name="keras_bn_patch_held")
+
+    def set_flag(self, variable, value):
+        from tensorflow.python.framework import ops
+        with ops.init_scope():
+            self.backend().set_value(variable, bool(value))
+
+    def is_native(self, layer):
+        return self.native_v2() and getattr(layer, "_USE_V2_BEHAVIOR", False)
+
+
+def _static_value(training):
+    """Python value of ``training`` if known now, else None (a symbolic tensor)."""
+    if training is None or isinstance(training, (bool, int)):
+        return training
+    try:
+        from tensorflow.python.framework import tensor_util
+        return tensor_util.constant_value(training)
+    except (TypeError, ValueError):
+        return None
+
+
+def make_bn_call(flavour):
+    def bn_call(wrapped, layer, args, kwargs):
+        """Wrapper of ``BatchNormalizationBase.call(inputs, training=None)``."""
+        if flavour.is_native(layer):
+            return wrapped(*args, **kwargs)
+        training = args[1] if len(args) > 1 else kwargs.get("training")
+        if training is None:
+            training = flavour.backend().learning_phase()
+        static = _static_value(training)
+        if static is not None and not static:
+            return wrapped(*args, **kwargs)
+        import tensorflow as tf
+        held = _views.flag_for(layer, flavour)
+        effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(held))
+        rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
+        inputs = args[0] if args else kwargs["inputs"]
+        return wrapped(inputs, effective, *args[2:], **rest)
+
+    return bn_call
