@@ -1,0 +1,84 @@
+"""`python -m keras_bn_patch demo`: the frozen-BN trap and its fix, on whatever Keras is installed.
+
+A small backbone with BatchNormalization is trained on one data distribution,
+frozen, and a new head is fine-tuned on shifted data (the classic "raw pixels
+instead of scaled ones" mistake).  Both arms start from the same weights and see
+the same batches; only the patch differs.  Unpatched, the frozen BN layers
+normalize with batch statistics in training and with their moving statistics in
+evaluate(): training looks good, evaluation on the very same data does not.
+"""
+import numpy as np
+
+from . import _state, keras_api
+
+FEATURES, HIDDEN, SAMPLES = 16, 32, 512
+
+
+def _data(rng, shift, scale):
+    x = rng.normal(size=(SAMPLES, FEATURES)).astype("float32")
+    y = (x[:, :FEATURES // 2].sum(axis=1) > x[:, FEATURES // 2:].sum(axis=1)).astype("int32")
+    return x * scale + shift, np.eye(2, dtype="float32")[y]
+
+
+def _accuracy_key(history):
+    return next(key for key in history if key in ("acc", "accuracy"))
+
+
+def run(flavour=None, epochs=5, verbose=1, out=print):
+    api = keras_api.load(flavour)
+    layers, models = api.keras.layers, api.keras.models
+    rng = np.random.RandomState(0)
+    x_source, y_source = _data(rng, shift=0.0, scale=1.0)
+    x_target, y_target = _data(rng, shift=4.0, scale=2.0)  # same task, other preprocessing
+
+    inputs = layers.Input((FEATURES,))
+    hidden = inputs
+    for index in range(2):
+        hidden = layers.Dense(HIDDEN, name="backbone_dense_%d" % index)(hidden)
+        hidden = api.bn(name="backbone_bn_%d" % index)(hidden)
+        hidden = layers.Activation("relu", name="backbone_relu_%d" % index)(hidden)
+    backbone = models.Model(inputs, hidden)
+    pretrain = models.Model(inputs, layers.Dense(2, activation="softmax", name="source_head")(hidden))
+    pretrain.compile(keras_api.sgd(api, 0.1), "categorical_crossentropy", metrics=["accuracy"])
+    out("Pretraining the backbone on the source data (%s %s)..." % (api.name, api.version))
+    pretrain.fit(x_source, y_source, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False)
+    pretrained = backbone.get_weights()
+
+    for layer in backbone.layers:  # freeze after the backbone was built and called
+        layer.trainable = False
+    head = layers.Dense(2, activation="softmax", name="head")
+    model = models.Model(inputs, head(backbone.layers[-1].output))
+    head_init = head.get_weights()
+    bn_layers = [layer for layer in backbone.layers if isinstance(layer, api.bn)]
+
+    results = {}
+    for arm, switch in (("unpatched", _state.disabled), ("patched", _state.enabled)):
+        backbone.set_weights(pretrained)
+        head.set_weights(head_init)
+        before = [keras_api.get_value(api, w) for layer in bn_layers
+                  for w in (layer.moving_mean, layer.moving_variance)]
+        with switch():
+            model.compile(keras_api.sgd(api, 0.03), "categorical_crossentropy", metrics=["accuracy"])
+            out("Fine-tuning the head on the shifted data, %s:" % arm)
+            history = model.fit(x_target, y_target, epochs=epochs, batch_size=32, verbose=verbose,
+                                shuffle=False).history
+            evaluated = model.evaluate(x_target, y_target, batch_size=128, verbose=0)
+        after = [keras_api.get_value(api, w) for layer in bn_layers
+                 for w in (layer.moving_mean, layer.moving_variance)]
+        results[arm] = {
+            "train_loss": float(history["loss"][-1]),
+            "train_acc": float(history[_accuracy_key(history)][-1]),
+            "eval_loss": float(evaluated[0]),
+            "eval_acc": float(evaluated[1]),
+            "stats_moved": float(max(np.abs(a - b).max() for a, b in zip(after, before))),
+        }
+
+    out("")
+    out("%s %s, frozen backbone, evaluate() on the training data itself:" % (api.name, api.version))
+    out("%-10s %26s %26s   %s" % ("", "training mode (last epoch)", "evaluate() same data",
+                                  "frozen BN statistics"))
+    for arm, r in results.items():
+        out("%-10s    loss %7.4f  acc %6.2f%%    loss %7.4f  acc %6.2f%%   %s" % (
+            arm, r["train_loss"], 100 * r["train_acc"], r["eval_loss"], 100 * r["eval_acc"],
+            "moved (max |delta| %.3g)" % r["stats_moved"] if r["stats_moved"] else "unchanged"))
+    return {"flavour": api.name, "version": api.version, "results": results}

@@ -1,0 +1,70 @@
+"""Find the Keras a script would use, and the BatchNormalization class this package fixes there.
+
+Used by the demo, diagnose tooling and the tests.  Imports Keras only when called.
+"""
+import os
+from collections import namedtuple
+
+from .flavours import version_tuple
+
+# name: "keras" (standalone 2.1-2.3), "tf.keras", "tf_keras", "keras3"
+# keras: the module with .layers/.models/.backend/.optimizers; bn: the BN class that is not native
+KerasApi = namedtuple("KerasApi", "name version keras bn eager")
+
+
+def load(name=None):
+    """The Keras flavour ``name``, or the one a legacy script would get (standalone keras first)."""
+    names = [name] if name else ["keras", "tf_keras", "tf.keras", "keras3"]
+    errors = []
+    for candidate in names:
+        try:
+            api = _load(candidate)
+        except ImportError as error:
+            errors.append("%s: %s" % (candidate, error))
+            continue
+        if api is not None:
+            return api
+        errors.append("%s: not this flavour here" % candidate)
+    raise ImportError("no Keras flavour found (%s)" % "; ".join(errors))
+
+
+def _load(name):
+    if name == "keras":
+        import keras
+        version = version_tuple(keras.__version__)
+        if not (2, 1) <= version < (2, 4):
+            return None
+        return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, False)
+    import tensorflow as tf
+    eager = tf.executing_eagerly()
+    if name == "keras3":
+        import keras
+        if version_tuple(keras.__version__) < (3,):
+            return None
+        return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, eager)
+    if name == "tf_keras":
+        import tf_keras
+        from tf_keras.src.layers.normalization.batch_normalization_v1 import BatchNormalization
+        if os.environ.get("TF_USE_LEGACY_KERAS") == "1":  # then tf.compat.v1 layers are tf_keras
+            BatchNormalization = tf.compat.v1.keras.layers.BatchNormalization
+        return KerasApi(name, tf_keras.__version__, tf_keras, BatchNormalization, eager)
+    if name == "tf.keras":
+        if version_tuple(tf.__version__) >= (2, 16):
+            return None  # tf.keras is Keras 3 or tf_keras there
+        if version_tuple(tf.__version__) >= (2,):
+            bn = tf.compat.v1.keras.layers.BatchNormalization
+        else:
+            bn = tf.keras.layers.BatchNormalization  # the V1 class in TF 1.x
+        return KerasApi(name, tf.__version__, tf.keras, bn, eager)
+    raise ValueError("unknown Keras flavour %r (expected keras, tf.keras, tf_keras or keras3)" % name)
+
+
+def sgd(api, learning_rate):
+    """An SGD optimizer in any flavour (its first positional argument is the rate in all)."""
+    return api.keras.optimizers.SGD(learning_rate)
+
+
+def get_value(api, variable):
+    if api.name == "keras3":
+        return variable.numpy()
+    return api.keras.backend.get_value(variable)
