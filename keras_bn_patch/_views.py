@@ -15,9 +15,12 @@ frozen inside another (the GAN pattern).  Outside any entry point, a layer's
 flag follows its own ``trainable`` each time it is called.
 """
 import contextvars
+import logging
 import weakref
 
 from . import _state
+
+log = logging.getLogger("keras_bn_patch")
 
 bn_classes = []  # the BN classes whose call we wrap (filled by the flavours)
 
@@ -100,8 +103,12 @@ def _sync(view):
 
 def release_all():
     """Set every flag to 'not held' so graphs built while installed behave as plain Keras."""
-    for flag in list(_flags.values()):
-        flag.set(False)
+    for layer, flag in list(_flags.items()):
+        try:
+            flag.set(False)
+        except Exception:  # its graph or session is gone (clear_session): nothing runs it any more
+            log.debug("keras_bn_patch: dropped the flag of %r", layer, exc_info=True)
+        del _flags[layer]
 
 
 def on_compile(wrapped, model, args, kwargs):

@@ -1,0 +1,195 @@
+"""The contract (DESIGN.md section 1) against the real Keras of this environment.
+
+"Training mode equals inference mode" is measured at model level, so it holds
+for the view of the model being trained: with a zero learning rate,
+``train_on_batch`` (training mode) and ``test_on_batch`` (inference mode) must
+give the same loss.  Each test also runs the unpatched arm (``disabled()``) and
+checks that the trap is really there, so it cannot pass vacuously.
+"""
+import numpy as np
+import pytest
+
+import keras_bn_patch
+from keras_bn_patch import keras_api
+
+RNG = np.random.RandomState(42)
+X = (RNG.normal(size=(32, 8)) * 4 + 20).astype("float32")  # far from the moving stats (0, 1)
+Y = np.eye(2, dtype="float32")[RNG.randint(0, 2, 32)]
+X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other statistics
+
+
+def scalar(value):
+    return float(np.ravel(value)[0])
+
+
+def moving_stats(api, layers):
+    return [keras_api.get_value(api, w).copy() for layer in layers
+            for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def build_backbone(api, prefix):
+    layers, models = api.keras.layers, api.keras.models
+    inputs = layers.Input((8,))
+    hidden = layers.Dense(16, name=prefix + "_dense")(inputs)
+    hidden = api.bn(name=prefix + "_bn")(hidden)
+    hidden = layers.Activation("relu", name=prefix + "_relu")(hidden)
+    return models.Model(inputs, hidden, name=prefix)
+
+
+def head_on(api, inputs, tensor, prefix):
+    output = api.keras.layers.Dense(2, name=prefix + "_head")(tensor)  # linear + MSE: sensitive to BN
+    model = api.keras.models.Model(inputs, output)
+    model.compile(keras_api.sgd(api, 0.0), "mse")
+    return model
+
+
+def train_minus_test_loss(model, x=X, y=Y):
+    """Training-mode minus inference-mode loss, both before the step's own updates."""
+    inference = scalar(model.test_on_batch(x, y))
+    return scalar(model.train_on_batch(x, y)) - inference
+
+
+def assert_held(api, model, bn_layers, unpatched_gap_expected=True):
+    """Frozen BN behaves frozen in `model`: train loss == test loss, statistics bit-identical."""
+    assert abs(train_minus_test_loss(model)) < 1e-5
+    before = moving_stats(api, bn_layers)
+    model.compile(keras_api.sgd(api, 1e-4), "mse")
+    model.fit(X, Y, epochs=2, batch_size=8, verbose=0)
+    for b, a in zip(before, moving_stats(api, bn_layers)):
+        assert np.array_equal(a, b)
+    model.compile(keras_api.sgd(api, 0.0), "mse")
+    with keras_bn_patch.disabled():
+        gap = abs(train_minus_test_loss(model))
+    if api.name == "keras3":
+        assert gap < 1e-5  # native: nothing for the patch to fix
+    elif unpatched_gap_expected:
+        assert gap > 0.1, "the unpatched arm should show the trap (gap %g)" % gap
+    assert abs(train_minus_test_loss(model)) < 1e-5  # and held again after the block
+
+
+def test_frozen_after_build_head_on_existing_tensors(api):
+    base = build_backbone(api, "base")
+    base.compile(keras_api.sgd(api, 0.1), "mse")
+    base.fit(X_SOURCE, np.zeros((32, 16), "float32"), epochs=1, verbose=0)  # built, called, trained
+    for layer in base.layers:
+        layer.trainable = False
+    model = head_on(api, base.inputs, base.get_layer("base_relu").output, "late")
+    assert_held(api, model, [base.get_layer("base_bn")])
+
+
+def test_backbone_frozen_as_a_whole_inside_a_new_model(api):
+    base = build_backbone(api, "inner")
+    base.trainable = False  # only the enclosing model: Keras 2 does not propagate it
+    inputs = api.keras.layers.Input((8,))
+    model = head_on(api, inputs, base(inputs), "outer")
+    assert_held(api, model, [base.get_layer("inner_bn")])
+
+
+def test_gan_pattern_each_model_keeps_its_compile_time_view(api):
+    discriminator = build_backbone(api, "disc")
+    d_inputs = discriminator.inputs
+    d_model = head_on(api, d_inputs, discriminator.outputs[0], "d")  # compiled trainable
+    bn = discriminator.get_layer("disc_bn")
+    d_model.trainable = False
+    z = api.keras.layers.Input((8,))
+    generated = api.keras.layers.Dense(8, name="generator")(z)
+    combined = head_on(api, z, d_model(generated), "combined")  # compiled with D frozen
+
+    before = moving_stats(api, [bn])
+    assert abs(train_minus_test_loss(combined)) < 1e-5  # frozen inside the combined model
+    for b, a in zip(before, moving_stats(api, [bn])):
+        assert np.array_equal(a, b)
+    if api.name != "keras3":  # D's own training uses batch statistics, as compiled
+        assert abs(train_minus_test_loss(d_model)) > 0.1
+    assert abs(train_minus_test_loss(combined)) < 1e-5  # and alternating keeps both views
+
+
+def test_explicit_training_true_is_overridden(api):
+    layers, models = api.keras.layers, api.keras.models
+    inputs = layers.Input((8,))
+    dense = layers.Dense(16)
+    bn = api.bn()
+    bn.trainable = False
+    forced = models.Model(inputs, bn(dense(inputs), training=True))
+    reference = models.Model(inputs, bn(dense(inputs), training=False))
+    np.testing.assert_allclose(forced.predict(X), reference.predict(X), rtol=1e-5, atol=1e-5)
+    if api.name != "keras3":
+        with keras_bn_patch.disabled():
+            assert np.abs(forced.predict(X) - reference.predict(X)).max() > 0.1
+
+
+def test_user_subclass_calling_super(api):
+    class MyBatchNorm(api.bn):
+        calls = 0
+
+        def call(self, inputs, training=None):
+            MyBatchNorm.calls += 1
+            return super(MyBatchNorm, self).call(inputs, training=training)
+
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    bn = MyBatchNorm()
+    hidden = bn(layers.Dense(16)(inputs))
+    bn.trainable = False
+    model = head_on(api, inputs, hidden, "sub")
+    assert_held(api, model, [bn])
+    assert MyBatchNorm.calls >= 1
+
+
+def test_toggle_reaches_an_already_compiled_and_trained_model(api):
+    base = build_backbone(api, "tog")
+    for layer in base.layers:
+        layer.trainable = False
+    model = head_on(api, base.inputs, base.outputs[0], "tog")
+    assert abs(train_minus_test_loss(model)) < 1e-5
+    with keras_bn_patch.disabled():  # no recompile: the traced/built function is reused
+        gap = abs(train_minus_test_loss(model))
+    assert gap < 1e-5 if api.name == "keras3" else gap > 0.1
+    keras_bn_patch.disable()
+    try:
+        gap = abs(train_minus_test_loss(model))
+        assert gap < 1e-5 if api.name == "keras3" else gap > 0.1
+        with keras_bn_patch.enabled():
+            assert abs(train_minus_test_loss(model)) < 1e-5
+    finally:
+        keras_bn_patch.enable()
+    assert abs(train_minus_test_loss(model)) < 1e-5
+
+
+def test_trainable_batchnorm_still_learns_its_statistics(api):
+    base = build_backbone(api, "live")
+    model = head_on(api, base.inputs, base.outputs[0], "live")
+    bn = base.get_layer("live_bn")
+    before = moving_stats(api, [bn])
+    assert abs(train_minus_test_loss(model)) > 0.1  # batch statistics in training
+    model.compile(keras_api.sgd(api, 1e-4), "mse")
+    model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn])))
+
+
+def test_status_names_this_flavour(api):
+    status = keras_bn_patch.status()
+    expected = {"keras": ("keras", "patched"), "tf.keras": ("tf.keras", "patched"),
+                "tf_keras": ("tf_keras", "patched (V1 class; the V2 class is native)"),
+                "keras3": ("keras", "native")}[api.name]
+    label, state = expected
+    assert label in status, status
+    if api.name == "tf.keras" and api.keras.__name__ != "tensorflow.python.keras.api._v1.keras" \
+            and api.version.startswith("2."):
+        state = "patched (V1 class; the V2 class is native)"
+    assert status[label]["state"] == state, status
+    assert status[label]["version"] not in ("", "unknown")
+
+
+def test_call_signature_and_config_unchanged(api):
+    import inspect
+    bn = api.bn(momentum=0.9, name="introspected")
+    bn(api.keras.layers.Input((4,)))
+    patched_signature, patched_config = str(inspect.signature(bn.call)), bn.get_config()
+    keras_bn_patch.uninstall()
+    try:
+        assert str(inspect.signature(bn.call)) == patched_signature
+        assert bn.get_config() == patched_config
+    finally:
+        keras_bn_patch.install()
+    assert "training" in patched_signature
