@@ -16,9 +16,9 @@ TF_KERAS_FAMILIES = (
                   "tensorflow.python.keras.backend", (2, 2)),
     TfKerasFamily("tf.keras", "tensorflow", "tensorflow_core.python.keras.layers.normalization",
                   "tensorflow_core.python.keras.backend", (2, 2)),
-    TfKerasFamily("keras", "keras", "keras.layers.normalization.batch_normalization",  # keras 2.6-2.12
+    TfKerasFamily("tf.keras", "keras", "keras.layers.normalization.batch_normalization",  # keras 2.6-2.12
                   "keras.backend", None),
-    TfKerasFamily("keras", "keras", "keras.src.layers.normalization.batch_normalization",  # 2.13-2.15, Keras 3
+    TfKerasFamily("tf.keras", "keras", "keras.src.layers.normalization.batch_normalization",  # 2.13-2.15, Keras 3
                   "keras.src.backend", None),
     TfKerasFamily("tf_keras", "tf_keras", "tf_keras.src.layers.normalization.batch_normalization",
                   "tf_keras.src.backend", None),

@@ -42,14 +42,15 @@ def api(flavour):
     loaded = keras_api.load(flavour)  # ImportError here fails the test: never a silent skip
     yield loaded
     keras_bn_patch.enable()
-    if flavour != "keras3":
+    if hasattr(loaded.keras.backend, "clear_session"):  # not in Theano's backend
         loaded.keras.backend.clear_session()
 
 
-def run_python(code, env=None, check=True):
-    """Run ``code`` in a fresh interpreter (this venv's); returns its stdout."""
+def run_python(code, *argv, env=None, check=True):
+    """Run ``code`` (or, with argv, the script ``code``) in a fresh interpreter of this venv."""
     environment = dict(os.environ, **(env or {}))
-    process = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    command = [sys.executable] + ([code] + list(argv) if argv else ["-c", code])
+    process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, env=environment, cwd=TESTS)
     if check and process.returncode != 0:
         raise AssertionError("subprocess failed (%d):\n%s\n%s" % (process.returncode, process.stdout,

@@ -1,0 +1,84 @@
+"""Train two small BN models deterministically and dump everything observable to an .npz.
+
+usage: python plain_run.py FLAVOUR plain|patched OUT.npz
+
+``plain`` never imports keras_bn_patch.  ``patched`` imports it, trains the
+model with a frozen BN layer inside ``disabled()`` and the all-trainable model
+with the patch on.  test_untouched.py checks both dumps are bit-identical.
+"""
+import inspect
+import json
+import os
+import sys
+
+import numpy as np
+
+flavour, mode, out = sys.argv[1:4]
+if mode == "patched":
+    import keras_bn_patch
+    from keras_bn_patch import keras_api
+    frozen_context, trainable_context = keras_bn_patch.disabled, keras_bn_patch.enabled
+else:
+    # keras_api is needed to find the flavour; load it without running the package's __init__.
+    import importlib.util
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "keras_bn_patch")
+    sys.modules["keras_bn_patch"] = type(sys)("keras_bn_patch")  # empty shell: nothing installed
+    sys.modules["keras_bn_patch"].__path__ = [here]
+    from keras_bn_patch import keras_api
+    import contextlib
+    frozen_context = trainable_context = contextlib.suppress
+
+api = keras_api.load(flavour)
+try:  # one thread: reductions in the same order in both processes
+    import tensorflow as tf
+    if hasattr(tf, "config") and hasattr(tf.config, "threading"):
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    elif api.name in ("keras", "tf.keras"):
+        config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        api.keras.backend.set_session(tf.Session(config=config))
+except ImportError:  # Theano
+    pass
+
+layers, models = api.keras.layers, api.keras.models
+rng = np.random.RandomState(7)
+x = (rng.normal(size=(48, 8)) * 2 + 3).astype("float32")
+y = rng.normal(size=(48, 2)).astype("float32")
+dump = {}
+
+
+def training_mode_output(model):
+    if api.eager or api.name == "keras3":
+        return np.asarray(model(x, training=True))
+    K = api.keras.backend
+    return K.function([model.input, K.learning_phase()], [model.output])([x, 1])[0]
+
+
+for variant, context in (("frozen", frozen_context), ("trainable", trainable_context)):
+    with context():
+        inputs = layers.Input((8,))
+        hidden = layers.Dense(16, name=variant + "_d1")(inputs)
+        first = api.bn(name=variant + "_bn1")
+        hidden = first(hidden)
+        hidden = layers.Activation("relu")(hidden)
+        hidden = layers.Dense(16, name=variant + "_d2")(hidden)
+        second = api.bn(name=variant + "_bn2")
+        hidden = second(hidden)
+        model = models.Model(inputs, layers.Dense(2, name=variant + "_head")(hidden))
+        model.set_weights([rng.normal(scale=0.3, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+        for bn in (first, second):  # gamma, beta, moving mean, moving variance (> 0) in every flavour
+            gamma, beta, mean, variance = bn.get_weights()
+            bn.set_weights([gamma, beta, mean, np.abs(variance) + 0.5])
+        if variant == "frozen":
+            second.trainable = False
+        model.compile(keras_api.sgd(api, 0.01), "mse")
+        history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history
+        dump[variant + "/loss"] = np.asarray(history["loss"])
+        for index, weight in enumerate(model.get_weights()):
+            dump["%s/weight%d" % (variant, index)] = weight
+        dump[variant + "/predict"] = model.predict(x)
+        dump[variant + "/train_mode"] = training_mode_output(model)
+        dump[variant + "/config"] = np.asarray(json.dumps(json.loads(model.to_json()), sort_keys=True))
+        dump[variant + "/signature"] = np.asarray(str(inspect.signature(second.call)))
+np.savez(out, **dump)
+print("dumped", len(dump))
