@@ -34,20 +34,33 @@ def is_enabled():
     return _default if value is None else value
 
 
-@contextlib.contextmanager
-def _overridden(value):
-    token = _override.set(value)
-    try:
-        yield
-    finally:
-        _override.reset(token)
+class _Switch(contextlib.ContextDecorator):
+    """``with`` block or decorator that sets the switch; reusable, reentrant, thread/task-safe.
+
+    Its tokens are kept in a ContextVar, so one instance can be shared by threads
+    and tasks and nested in itself, each entry undone by its own exit.
+    """
+
+    def __init__(self, value):
+        self._value = value
+        self._tokens = contextvars.ContextVar("keras_bn_patch_tokens", default=())
+
+    def __enter__(self):
+        self._tokens.set(self._tokens.get() + (_override.set(self._value),))
+        return self
+
+    def __exit__(self, *exc_info):
+        tokens = self._tokens.get()
+        _override.reset(tokens[-1])
+        self._tokens.set(tokens[:-1])
+        return False
 
 
 def enabled():
     """Context manager / decorator: the fix is on inside the block."""
-    return _overridden(True)
+    return _Switch(True)
 
 
 def disabled():
     """Context manager / decorator: the fix is off inside the block (plain Keras)."""
-    return _overridden(False)
+    return _Switch(False)

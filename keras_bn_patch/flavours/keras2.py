@@ -1,8 +1,9 @@
 """Standalone Keras 2.1-2.3 (TensorFlow, Theano or CNTK backend).
 
-These run in graph mode with a learning-phase placeholder.  The wrapper builds
-the layer's inference output beside its original output and selects between
-them with the layer's runtime flag, so the choice is made when the graph runs.
+These run in graph mode with a learning-phase placeholder.  The wrapper hands
+the original ``call`` ``training = learning phase AND NOT held`` as a tensor, so
+the graph keeps plain Keras's structure (inference branch inside the switch)
+and the choice is made when the graph runs.
 Keras 2.1.3+ already drops the update ops of a non-trainable layer or model
 when the train function is built (at the first fit after compile); 2.1.0-2.1.2
 did not, so there the statistics fed to the moving-average update are switched
@@ -44,18 +45,24 @@ def bn_call(wrapped, layer, args, kwargs):
     training = args[1] if len(args) > 1 else kwargs.get("training")
     if _is_static_inference(training):
         return wrapped(*args, **kwargs)
-    inputs = args[0] if args else kwargs["inputs"]
     K = _backend()
-    held = K.greater(_views.flag_for(layer, FLAVOUR), 0.5)
-    inference_output = wrapped(inputs, training=False)
-    token = _update_gate.set(held)
+    phase = K.learning_phase() if training is None else training
+    if _is_static_inference(phase):
+        return wrapped(*args, **kwargs)
+    flag = _views.flag_for(layer, FLAVOUR)
+    phase = float(phase) if isinstance(phase, (bool, int)) else K.cast(phase, "float32")
+    # Training AND NOT held, as a tensor that works in every backend's switch.
+    effective = K.greater(phase - flag, 0.5)
+    inputs = args[0] if args else kwargs["inputs"]
+    token = _update_gate.set(K.greater(flag, 0.5))
     try:
-        original_output = wrapped(*args, **kwargs)
+        output = wrapped(inputs, training=effective)
     finally:
         _update_gate.reset(token)
-    output = K.switch(held, inference_output, original_output)
-    if getattr(original_output, "_uses_learning_phase", False):
-        output._uses_learning_phase = True  # so Keras keeps feeding the learning phase
+    if training is None:
+        # Keras tags outputs that depend on the learning phase only when it picked it
+        # itself; without the tag the model would never feed the phase to fit().
+        output._uses_learning_phase = True
     return output
 
 

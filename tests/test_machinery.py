@@ -1,0 +1,260 @@
+"""The patch machinery, on fake Keras packages (no TensorFlow): runs in seconds on every Python.
+
+The fakes only have the names the installer looks for; they stand for no Keras
+behaviour.  Each import-order scenario runs in a fresh interpreter.
+"""
+import asyncio
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import keras_bn_patch
+from keras_bn_patch import _views
+from conftest import run_python
+
+FAKE_KERAS = {
+    "keras/__init__.py": "from . import backend, layers, engine\n__version__ = %(version)r\n",
+    "keras/backend.py": "def moving_average_update(x, value, momentum):\n    return (x, value, momentum)\n",
+    "keras/layers/__init__.py": "from .normalization import *\n",
+    "keras/layers/normalization.py": (
+        "class BatchNormalization(object):\n"
+        "    trainable = True\n"
+        "    def call(self, inputs, training=None):\n"
+        "        return inputs\n"),
+    "keras/engine/__init__.py": "from . import training\n",
+    "keras/engine/training.py": (
+        "class Model(object):\n"
+        "    def compile(self, *args, **kwargs):\n        pass\n"
+        "    def fit(self, *args, **kwargs):\n        return 'fitted'\n"),
+}
+
+
+@pytest.fixture
+def fake_keras(tmp_path):
+    def make(version="2.2.4", broken=False):
+        for name, text in FAKE_KERAS.items():
+            path = tmp_path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if broken and name.endswith("normalization.py"):
+                text = "class SomethingElse(object):\n    pass\n"
+            path.write_text(text % {"version": version})
+        return str(tmp_path)
+    return make
+
+
+def run_with(path, *parts, env=None):
+    environment = {"PYTHONPATH": path + ":" + ":".join(p for p in sys.path if p)}
+    environment.update(env or {})
+    return run_python("".join(textwrap.dedent(part) for part in parts), env=environment).stdout
+
+
+CHECK = """
+    import wrapt, keras
+    from keras.layers.normalization import BatchNormalization as BN
+    from keras.engine.training import Model
+    assert isinstance(vars(BN)["call"], wrapt.FunctionWrapper)
+    assert not isinstance(vars(BN)["call"].__wrapped__, wrapt.FunctionWrapper)  # wrapped once
+    assert isinstance(vars(Model)["fit"], wrapt.FunctionWrapper)
+    assert keras_bn_patch.status()["keras"] == {"version": "2.2.4", "state": "patched"}
+    wrapper = vars(BN)["call"]
+    keras_bn_patch.install()
+    assert vars(BN)["call"] is wrapper  # install twice: no-op
+    keras_bn_patch.uninstall(); keras_bn_patch.uninstall()
+    assert vars(BN)["call"] is original_call and vars(Model)["fit"] is original_fit
+    assert keras_bn_patch.status() == {}
+    keras_bn_patch.install()
+    assert vars(BN)["call"] is not original_call  # re-install patches again
+    print("OK")
+"""
+
+
+def test_patch_imported_after_keras(fake_keras):
+    path = fake_keras()
+    out = run_with(path, """
+        import keras
+        original_call = vars(keras.layers.normalization.BatchNormalization)["call"]
+        original_fit = vars(keras.engine.training.Model)["fit"]
+        import keras_bn_patch
+    """, CHECK)
+    assert out.strip().endswith("OK")
+
+
+def test_patch_imported_before_keras(fake_keras):
+    path = fake_keras()
+    out = run_with(path, """
+        import keras_bn_patch
+        import sys
+        assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+        keras_bn_patch.uninstall()
+        import keras
+        original_call = vars(keras.layers.normalization.BatchNormalization)["call"]
+        original_fit = vars(keras.engine.training.Model)["fit"]
+        keras_bn_patch.install()
+    """, CHECK)
+    assert out.strip().endswith("OK")
+    out = run_with(path, """
+        import keras_bn_patch, keras, wrapt
+        assert isinstance(vars(keras.layers.normalization.BatchNormalization)["call"], wrapt.FunctionWrapper)
+        print("OK")
+    """)
+    assert out.strip().endswith("OK")
+
+
+def test_keras_2_1_2_also_gates_the_moving_average_update(fake_keras):
+    out = run_with(fake_keras("2.1.2"), """
+        import keras_bn_patch, keras, wrapt
+        assert isinstance(vars(keras.backend)["moving_average_update"], wrapt.FunctionWrapper)
+        assert keras.backend.moving_average_update(1, 2, 3) == (1, 2, 3)  # outside a BN call: as is
+        keras_bn_patch.uninstall()
+        assert not isinstance(vars(keras.backend)["moving_average_update"], wrapt.FunctionWrapper)
+        print("OK")
+    """)
+    assert out.strip().endswith("OK")
+
+
+def test_unsupported_version_warns_once_and_leaves_keras_untouched(fake_keras):
+    out = run_with(fake_keras("2.0.8"), """
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import keras_bn_patch, keras
+            keras_bn_patch.uninstall(); keras_bn_patch.install()  # the hook runs again: no 2nd warning
+        import wrapt
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(messages) == 1, messages
+        assert "2.0.8" in messages[0] and "unsupported" in messages[0], messages
+        assert not isinstance(vars(keras.layers.normalization.BatchNormalization)["call"], wrapt.FunctionWrapper)
+        assert keras_bn_patch.status()["keras"]["state"].startswith("unsupported: keras < 2.1")
+        print("OK")
+    """)
+    assert out.strip().endswith("OK")
+
+
+def test_an_error_inside_a_hook_is_logged_never_raised(fake_keras):
+    out = run_with(fake_keras(broken=True), """
+        import logging, io
+        stream = io.StringIO()
+        logging.getLogger("keras_bn_patch").addHandler(logging.StreamHandler(stream))
+        import warnings; warnings.simplefilter("ignore")
+        import keras_bn_patch
+        import keras  # must not raise
+        state = keras_bn_patch.status()["keras"]["state"]
+        assert state.startswith("unsupported: error while patching keras"), state
+        assert "BatchNormalization" in stream.getvalue(), stream.getvalue()
+        print("OK")
+    """)
+    assert out.strip().endswith("OK")
+
+
+def test_environment_variable_turns_the_import_into_a_no_op(fake_keras):
+    out = run_with(fake_keras(), """
+        import keras_bn_patch, keras, wrapt
+        assert not keras_bn_patch.is_installed()
+        assert not isinstance(vars(keras.layers.normalization.BatchNormalization)["call"], wrapt.FunctionWrapper)
+        print("OK")
+    """, env={"KERAS_BN_PATCH": "0"})
+    assert out.strip().endswith("OK")
+
+
+def test_the_import_itself_imports_no_tensorflow_or_keras():
+    out = run_python("import sys, keras_bn_patch; print(sorted(m for m in sys.modules "
+                     "if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'theano')))")
+    assert out.stdout.strip() == "[]"
+
+
+# --- the on/off switch -------------------------------------------------------------------------
+
+def test_enable_disable_and_nested_context_managers():
+    assert keras_bn_patch.is_enabled()
+    with keras_bn_patch.disabled():
+        assert not keras_bn_patch.is_enabled()
+        with keras_bn_patch.enabled():
+            assert keras_bn_patch.is_enabled()
+        assert not keras_bn_patch.is_enabled()
+    assert keras_bn_patch.is_enabled()
+    keras_bn_patch.disable()
+    try:
+        assert not keras_bn_patch.is_enabled()
+        with keras_bn_patch.enabled():
+            assert keras_bn_patch.is_enabled()
+    finally:
+        keras_bn_patch.enable()
+    assert keras_bn_patch.is_enabled()
+
+
+def test_context_managers_work_as_decorators_and_reentrantly():
+    @keras_bn_patch.disabled()
+    def off(depth):
+        assert not keras_bn_patch.is_enabled()
+        return off(depth - 1) if depth else "done"
+
+    assert off(3) == "done"
+    assert keras_bn_patch.is_enabled()
+
+
+def test_threads_do_not_see_each_others_blocks():
+    seen, barrier = {}, threading.Barrier(8)
+
+    def worker(index):
+        block = keras_bn_patch.disabled() if index % 2 else keras_bn_patch.enabled()
+        for step in range(200):
+            with block:
+                barrier.wait() if step == 0 else None
+                seen.setdefault(index, set()).add(keras_bn_patch.is_enabled())
+    with keras_bn_patch.disabled():  # the main thread's block does not leak into the workers
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert seen == {i: {i % 2 == 0} for i in range(8)}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 7), reason="asyncio tasks carry contextvars from Python 3.7 on")
+def test_asyncio_tasks_do_not_see_each_others_blocks():
+    async def task(index):
+        values = set()
+        block = keras_bn_patch.disabled() if index % 2 else keras_bn_patch.enabled()
+        for _ in range(50):
+            with block:
+                await asyncio.sleep(0)
+                values.add(keras_bn_patch.is_enabled())
+        return values
+
+    async def main():
+        return await asyncio.gather(*(task(i) for i in range(8)))
+
+    loop = asyncio.new_event_loop()
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert results == [{i % 2 == 0} for i in range(8)]
+    assert keras_bn_patch.is_enabled()
+
+
+# --- views: which BN layers count as frozen -----------------------------------------------------
+
+class FakeBN(object):
+    def __init__(self, trainable=True):
+        self.trainable = trainable
+
+
+class FakeModel(object):
+    def __init__(self, layers, trainable=True):
+        self.layers, self.trainable = layers, trainable
+
+
+def test_view_follows_enclosing_models_and_all_paths(monkeypatch):
+    monkeypatch.setattr(_views, "bn_classes", [FakeBN])
+    own, nested, shared, free = FakeBN(False), FakeBN(), FakeBN(), FakeBN()
+    frozen_inner = FakeModel([nested, shared], trainable=False)
+    top = FakeModel([own, frozen_inner, shared, free])
+    view = _views.compute_view(top)
+    assert view[own] is True  # its own trainable
+    assert view[nested] is True  # an enclosing model is not trainable
+    assert view[shared] is False  # also reachable through a trainable path: Keras trains it
+    assert view[free] is False
+    assert len(view) == 4
