@@ -49,7 +49,7 @@ def api(flavour):
 def run_python(code, *argv, env=None, check=True):
     """Run ``code`` (or, with argv, the script ``code``) in a fresh interpreter of this venv."""
     environment = dict(os.environ, **(env or {}))
-    command = [sys.executable] + ([code] + list(argv) if argv else ["-c", code])
+    command = [sys.executable] + ([code] + list(argv) if argv else ["-c", code])  # "-m", ... works too
     process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, env=environment, cwd=TESTS)
     if check and process.returncode != 0:

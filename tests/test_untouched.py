@@ -50,7 +50,7 @@ def test_disabled_and_trainable_match_plain_keras_closely(flavour, tmp_path_fact
     plain, patched = dumps(flavour, tmp_path_factory)
     for key in plain:
         if plain[key].dtype.kind == "f":
-            np.testing.assert_allclose(patched[key], plain[key], rtol=1e-3, atol=1e-4, err_msg=key)
+            np.testing.assert_allclose(patched[key], plain[key], rtol=1e-3, atol=1e-3, err_msg=key)
         else:
             assert plain[key] == patched[key], key
     assert plain["frozen/signature"] == patched["frozen/signature"]
