@@ -44,6 +44,8 @@ FLAVOURS = {
     "keras3": ("3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3"),
 }
 TEST_DEPS = ["pytest"]
+# `nox` alone runs the whole test matrix (what .ci/run does); `nox -s demo` runs the demo.
+nox.options.sessions = list(FLAVOURS) + ["machinery"]
 
 
 def _flavour_session(name, python, requirements, env, expected):
@@ -68,6 +70,16 @@ def _flavour_session(name, python, requirements, env, expected):
 
 for _name, (_python, _reqs, _env, _expected) in FLAVOURS.items():
     globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, _python, _reqs, _env, _expected)
+
+
+@nox.session(python="3.6")
+def demo(session):
+    """The README's first command: the trap and the fix on the classic legacy stack (Keras 2.2.4, TF 1.13)."""
+    _, requirements, env, _ = FLAVOURS["keras224"]
+    session.install("pip==21.3.1")
+    session.install(*requirements)
+    session.install("-e", ".")
+    session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 @nox.session(python=["3.6", "3.13"])

@@ -29,14 +29,15 @@ else:
     frozen_context = trainable_context = contextlib.suppress
 
 api = keras_api.load(flavour)
-try:  # one thread: reductions in the same order in both processes
+try:  # one thread: reductions in the same order in both processes, whatever the load
     import tensorflow as tf
-    if hasattr(tf, "config") and hasattr(tf.config, "threading"):
+    if not api.eager and api.name in ("keras", "tf.keras"):  # graph mode: Keras's own session
+        v1 = getattr(tf, "compat", None) and getattr(tf.compat, "v1", None) or tf
+        config = v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        api.keras.backend.set_session(v1.Session(config=config))
+    else:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    elif api.name in ("keras", "tf.keras"):
-        config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        api.keras.backend.set_session(tf.Session(config=config))
 except ImportError:  # Theano
     pass
 
