@@ -103,7 +103,7 @@ def _patch_keras2(keras):
 def _hooks():
     hooks = [(family.bn_module, _tf_keras_hook(family)) for family in _targets.TF_KERAS_FAMILIES]
     hooks.append((_targets.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
-    hooks += [(name, _guarded("Model", name.split(".")[0], _patch_models))
+    hooks += [(name, _guarded(name, name.split(".")[0], _patch_models))
               for name in _targets.MODEL_MODULES]
     return hooks
 

@@ -35,14 +35,6 @@ def patch(obj, name, wrapper_function):
     return owner
 
 
-def is_patched(owner, name):
-    return (owner, name) in _patches
-
-
-def patched_owners():
-    return [owner for owner, _ in _patches]
-
-
 def restore_all():
     for (owner, name), (original, wrapper) in list(_patches.items()):
         if vars(owner).get(name) is wrapper:
