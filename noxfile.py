@@ -35,6 +35,7 @@ FLAVOURS = {
     "keras224-theano": ("3.6", ["theano==1.0.5", "keras==2.2.4", "h5py<3"],
                         {"KERAS_BACKEND": "theano", "THEANO_FLAGS": "cxx=,optimizer=fast_compile"}, "keras"),
     "keras231": ("3.7", ["tensorflow==1.15.5", "keras==2.3.1", "protobuf<3.20", "h5py<3"], {}, "keras,tf.keras"),
+    "tfkeras21": ("3.7", ["tensorflow-cpu==2.1.4", "protobuf<3.20"], {}, "tf.keras"),  # tensorflow_core
     "tfkeras24": ("3.8", ["tensorflow-cpu==2.4.4", "protobuf<3.20"], {}, "tf.keras"),
     "keras28": ("3.9", ["tensorflow-cpu==2.8.4", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras"),
     "keras215": ("3.11", ["tensorflow-cpu==2.15.1"], {}, "tf.keras"),

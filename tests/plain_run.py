@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import h5py
 import numpy as np
 
 flavour, mode, out = sys.argv[1:4]
@@ -86,5 +87,12 @@ for variant, context in (("frozen", frozen_context), ("trainable", trainable_con
         dump[variant + "/train_mode"] = training_mode_output(model)
         dump[variant + "/config"] = np.asarray(json.dumps(json.loads(model.to_json()), sort_keys=True))
         dump[variant + "/signature"] = np.asarray(str(inspect.signature(second.call)))
+        saved = out + "." + variant + ".h5"
+        model.save(saved)
+        with h5py.File(saved, "r") as h5:  # the file's content: config and every stored array
+            config = h5.attrs["model_config"]
+            dump[variant + "/h5_config"] = np.asarray(config.decode() if isinstance(config, bytes) else config)
+            h5.visititems(lambda name, item: dump.__setitem__(variant + "/h5/" + name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
 np.savez(out, **dump)
 print("dumped", len(dump))

@@ -136,6 +136,47 @@ def test_user_subclass_calling_super(api):
     assert MyBatchNorm.calls >= 1
 
 
+def _applications(api):
+    applications = getattr(api.keras, "applications", None)
+    return getattr(applications, "MobileNetV2", None)
+
+
+def test_fine_tuning_a_real_application_backbone(api):
+    """The classic script: a keras.applications backbone (random weights), frozen, new head."""
+    MobileNetV2 = _applications(api)
+    if MobileNetV2 is None:
+        pytest.skip("%s %s has no applications.MobileNetV2" % (api.name, api.version))
+    base = MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")  # unscaled
+    targets = np.random.RandomState(1).normal(size=(8, 2)).astype("float32")
+    for layer in base.layers:
+        layer.trainable = False
+    pooled = api.keras.layers.GlobalAveragePooling2D()(base.output)
+    model = head_on(api, base.inputs, pooled, "app")
+    bn_layers = [layer for layer in base.layers if "BatchNormalization" in type(layer).__name__]
+    assert len(bn_layers) > 10
+    before = moving_stats(api, bn_layers)
+    inference = scalar(model.test_on_batch(images, targets))
+    assert abs(scalar(model.train_on_batch(images, targets)) - inference) < 1e-4 * max(1.0, abs(inference))
+    for b, a in zip(before, moving_stats(api, bn_layers)):  # a training step moved no statistic
+        assert np.array_equal(a, b)
+
+
+def test_sync_batch_normalization_frozen_is_held(api):
+    experimental = getattr(api.keras.layers, "experimental", None)
+    sync = getattr(api.keras.layers, "SyncBatchNormalization", None) or getattr(
+        experimental, "SyncBatchNormalization", None)
+    if sync is None:
+        pytest.skip("%s %s has no SyncBatchNormalization" % (api.name, api.version))
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    bn = sync()
+    hidden = bn(layers.Dense(16)(inputs))
+    bn.trainable = False
+    model = head_on(api, inputs, hidden, "sync")
+    assert_held(api, model, [bn], unpatched_gap_expected=False)  # V2-based: native where it exists
+
+
 def test_toggle_reaches_an_already_compiled_and_trained_model(api):
     base = build_backbone(api, "tog")
     for layer in base.layers:

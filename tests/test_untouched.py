@@ -55,6 +55,6 @@ def test_disabled_and_trainable_match_plain_keras_closely(flavour, tmp_path_fact
         if plain[key].dtype.kind == "f":
             np.testing.assert_allclose(patched[key], plain[key], rtol=1e-3, atol=1e-3, err_msg=key)
         else:
-            assert plain[key] == patched[key], key
+            assert np.array_equal(plain[key], patched[key]), key
     assert plain["frozen/signature"] == patched["frozen/signature"]
     assert plain["frozen/config"] == patched["frozen/config"]
