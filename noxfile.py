@@ -83,6 +83,28 @@ def demo(session):
     session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
+def _speed_session(flavour_session, flavour):
+    python, requirements, env, _ = FLAVOURS[flavour_session]
+
+    @nox.session(name="speed-" + flavour_session, python=python)
+    def run(session):
+        """Speed ratios (benchmarks/speed.py) in one flavour; writes benchmarks/results/."""
+        if python == "3.6":
+            session.install("pip==21.3.1")
+        session.install(*requirements)
+        session.install("-e", ".")
+        out = "benchmarks/results/speed-%s.json" % flavour_session
+        session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--out", out, *session.posargs,
+                    env=dict(env, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
+
+    return run
+
+
+# Graph mode (Keras 2.2.4 on TF 1.13) and tf.function with the V1 class (keras 2.15): not in `nox`.
+session_speed_keras224 = _speed_session("keras224", "keras")
+session_speed_keras215 = _speed_session("keras215", "tf.keras")
+
+
 @nox.session(python=["3.6", "3.13"])
 def machinery(session):
     """The patch machinery on fake Keras modules: no TensorFlow, seconds per Python."""

@@ -46,10 +46,11 @@ def api(flavour):
         loaded.keras.backend.clear_session()
 
 
-def run_python(code, *argv, env=None, check=True):
-    """Run ``code`` (or, with argv, the script ``code``) in a fresh interpreter of this venv."""
+def run_python(code, *args, env=None, check=True):
+    """Run ``code`` in a fresh interpreter of this venv: a script path, "-m", or inline source."""
     environment = dict(os.environ, **(env or {}))
-    command = [sys.executable] + ([code] + list(argv) if argv else ["-c", code])  # "-m", ... works too
+    is_script = code == "-m" or code.endswith(".py")
+    command = [sys.executable] + ([code] if is_script else ["-c", code]) + list(args)
     process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, env=environment, cwd=TESTS)
     if check and process.returncode != 0:

@@ -49,6 +49,19 @@ class TfKerasFlavour(object):
         with ops.init_scope():
             self.backend().set_value(variable, bool(value))
 
+    def tracing_for_saved_model(self):
+        """True while functions are traced for a SavedModel: they must not capture our flag."""
+        package = self.family.backend_module.rsplit(".", 1)[0]
+        utils = sys.modules.get(package + ".engine.base_layer_utils")
+        context = getattr(utils, "call_context", None)  # TF >= 1.14
+        if context is not None and getattr(context(), "saving", False):
+            return True  # Keras's own marker (TF 2.1 has only this one)
+        try:
+            from tensorflow.python.saved_model import save_context  # TF >= 2.3
+        except ImportError:
+            return False
+        return save_context.in_save_context()
+
     def is_native(self, layer):
         return self.native_v2() and getattr(layer, "_USE_V2_BEHAVIOR", False)
 
@@ -67,7 +80,8 @@ def _static_value(training):
 def make_bn_call(flavour):
     def bn_call(wrapped, layer, args, kwargs):
         """Wrapper of ``BatchNormalizationBase.call(inputs, training=None)``."""
-        if flavour.is_native(layer):
+        if flavour.is_native(layer) or flavour.tracing_for_saved_model():
+            # A SavedModel must hold plain Keras functions: our flag is not part of the model.
             return wrapped(*args, **kwargs)
         training = args[1] if len(args) > 1 else kwargs.get("training")
         if training is None:

@@ -1,0 +1,144 @@
+"""Speed of the patch, as ratios measured in one process (issue 3, speed part).
+
+usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--out FILE]
+
+Three arms built from the same weights, trained on the same batch, alternated
+round by round; each figure is the median over rounds of the per-step time:
+- unpatched: the model built and run while the patch is uninstalled (plain Keras);
+- patched:   the same model built with the patch installed and enabled;
+- ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
+Ratios: frozen backbone patched/unpatched and patched/ideal, trainable model
+patched/unpatched; the eager per-call overhead of the wrapper on one BN call
+(TF 2 flavours); and the wall time of ``import keras_bn_patch`` in a fresh interpreter.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import keras_bn_patch
+from keras_bn_patch import keras_api
+
+BATCH, SIZE, CHANNELS = 32, 32, 32
+
+
+def build(api, frozen, hand_built_inference=False):
+    layers, models = api.keras.layers, api.keras.models
+    inputs = layers.Input((SIZE, SIZE, 3))
+    hidden = inputs
+    backbone_layers = []
+    for block in range(3):
+        conv = layers.Conv2D(CHANNELS, 3, padding="same", use_bias=False)
+        bn = api.bn()
+        backbone_layers += [conv, bn]
+        hidden = conv(hidden)
+        hidden = bn(hidden, training=False) if hand_built_inference else bn(hidden)
+        hidden = layers.Activation("relu")(hidden)
+    hidden = layers.GlobalAveragePooling2D()(hidden)
+    model = models.Model(inputs, layers.Dense(10)(hidden))
+    if frozen:
+        for layer in backbone_layers:
+            layer.trainable = False
+    model.compile(keras_api.sgd(api, 0.01), "mse")
+    return model
+
+
+def step_time(model, x, y, steps):
+    model.train_on_batch(x, y)  # warm-up: builds / traces the train function
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - start) / steps
+
+
+def arms(api, frozen):
+    keras_bn_patch.uninstall()
+    unpatched = build(api, frozen)
+    keras_bn_patch.install()
+    patched = build(api, frozen)
+    result = {"unpatched": unpatched, "patched": patched}
+    if frozen:
+        result["ideal"] = build(api, frozen, hand_built_inference=True)
+    weights = patched.get_weights()
+    for model in result.values():
+        model.set_weights(weights)
+    return result
+
+
+def median_ratios(api, frozen, rounds, steps, x, y):
+    models = arms(api, frozen)
+    times = {name: [] for name in models}
+    for _ in range(rounds):  # alternate the arms so drift hits all of them alike
+        for name, model in models.items():
+            times[name].append(step_time(model, x, y, steps))
+    medians = {name: float(np.median(values)) for name, values in times.items()}
+    spread = {name: float((np.percentile(v, 75) - np.percentile(v, 25)) / np.median(v))
+              for name, v in times.items()}
+    return medians, spread
+
+
+def eager_overhead(api, rounds):
+    """Wrapper cost on one eager BN call, relative to the unpatched call (TF 2 flavours)."""
+    if not api.eager:
+        return None
+    x = np.random.RandomState(0).normal(size=(BATCH, SIZE, SIZE, CHANNELS)).astype("float32")
+    keras_bn_patch.uninstall()
+    plain = api.bn()
+    plain(x, training=True)
+    keras_bn_patch.install()
+    patched = api.bn()  # trainable: same computation as plain, so the difference is the wrapper
+    patched(x, training=True)
+    times = {"plain": [], "patched": []}
+    for _ in range(rounds):
+        for name, layer in (("plain", plain), ("patched", patched)):
+            start = time.perf_counter()
+            for _ in range(20):
+                layer(x, training=True)
+            times[name].append((time.perf_counter() - start) / 20)
+    return float(np.median(times["patched"]) / np.median(times["plain"]) - 1.0)
+
+
+def import_seconds(repeats=7):
+    code = "import time; t = time.perf_counter(); import keras_bn_patch; print(time.perf_counter() - t)"
+    values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
+    return float(np.median(values))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flavour")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    api = keras_api.load(args.flavour)
+    rng = np.random.RandomState(0)
+    x = rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype("float32")
+    y = rng.normal(size=(BATCH, 10)).astype("float32")
+    frozen, frozen_spread = median_ratios(api, True, args.rounds, args.steps, x, y)
+    trainable, trainable_spread = median_ratios(api, False, args.rounds, args.steps, x, y)
+    speed = {
+        "frozen_step_patched_over_unpatched": frozen["patched"] / frozen["unpatched"],
+        "frozen_step_patched_over_ideal": frozen["patched"] / frozen["ideal"],
+        "trainable_step_patched_over_unpatched": trainable["patched"] / trainable["unpatched"],
+        "eager_call_overhead": eager_overhead(api, args.rounds),
+        "import_seconds": import_seconds(),
+        "step_seconds": {"frozen": frozen, "trainable": trainable},
+        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread},
+    }
+    report = {"speed": speed, "environment": {
+        "flavour": api.name, "version": api.version, "python": sys.version.split()[0],
+        "cpus": os.cpu_count(), "rounds": args.rounds, "steps": args.steps, "batch": BATCH}}
+    text = json.dumps(report, indent=2, sort_keys=True)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
