@@ -83,14 +83,14 @@ def _wanted(layer):
 
 
 def flag_for(layer, flavour):
-    """The layer's runtime flag variable, created or brought up to date for this call."""
+    """The layer's runtime flag (``.variable`` for graphs, ``.value`` now), brought up to date."""
     wanted = _wanted(layer)
     flag = _flags.get(layer)
     if flag is None:
         flag = _flags[layer] = _Flag(flavour.new_flag(wanted), wanted, flavour)
     else:
         flag.set(wanted)
-    return flag.variable
+    return flag
 
 
 def _sync(view):

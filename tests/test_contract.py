@@ -118,6 +118,21 @@ def test_explicit_training_true_is_overridden(api):
             assert np.abs(forced.predict(X) - reference.predict(X)).max() > 0.1
 
 
+def test_direct_call_of_a_frozen_layer(api):
+    """Outside fit/predict (eager call, or a graph built by hand): the layer's own trainable."""
+    bn = api.bn()
+    bn.trainable = False
+    if api.eager or api.name == "keras3":
+        held, inference = (np.asarray(bn(X, training=flag)) for flag in (True, False))
+    else:
+        K = api.keras.backend
+        inputs = api.keras.layers.Input((8,))
+        function = K.function([inputs, K.learning_phase()], [bn(inputs)])
+        held, inference = function([X, 1])[0], function([X, 0])[0]
+    np.testing.assert_allclose(held, inference, rtol=1e-6, atol=1e-6)
+    assert np.abs(inference).max() > 10  # the moving statistics (0, 1): far from normalized
+
+
 def test_user_subclass_calling_super(api):
     class MyBatchNorm(api.bn):
         calls = 0

@@ -49,7 +49,7 @@ def bn_call(wrapped, layer, args, kwargs):
     phase = K.learning_phase() if training is None else training
     if _is_static_inference(phase):
         return wrapped(*args, **kwargs)
-    flag = _views.flag_for(layer, FLAVOUR)
+    flag = _views.flag_for(layer, FLAVOUR).variable
     phase = float(phase) if isinstance(phase, (bool, int)) else K.cast(phase, "float32")
     # Training AND NOT held, as a tensor that works in every backend's switch.
     effective = K.greater(phase - flag, 0.5)

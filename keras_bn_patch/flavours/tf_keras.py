@@ -90,8 +90,11 @@ def make_bn_call(flavour):
         if static is not None and not static:
             return wrapped(*args, **kwargs)
         import tensorflow as tf
-        held = _views.flag_for(layer, flavour)
-        effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(held))
+        flag = _views.flag_for(layer, flavour)
+        if tf.executing_eagerly():  # decided now, in Python: no extra ops, nothing to go stale
+            return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
+                else wrapped(*args, **kwargs)
+        effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
         rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
         inputs = args[0] if args else kwargs["inputs"]
         return wrapped(inputs, effective, *args[2:], **rest)
