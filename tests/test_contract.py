@@ -161,6 +161,10 @@ def test_fine_tuning_a_real_application_backbone(api):
     MobileNetV2 = _applications(api)
     if MobileNetV2 is None:
         pytest.skip("%s %s has no applications.MobileNetV2" % (api.name, api.version))
+    if api.keras.backend.backend() == "theano":
+        # Measured: Theano without a C++ compiler (as in CI) has no grouped convolution for
+        # MobileNetV2, and a ResNet50 train step hits a RecursionError after 12 minutes.
+        pytest.skip("Theano without a C++ compiler cannot compile an application backbone")
     base = MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
     images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")  # unscaled
     targets = np.random.RandomState(1).normal(size=(8, 2)).astype("float32")
