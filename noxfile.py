@@ -45,64 +45,99 @@ FLAVOURS = {
     "keras3": ("3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3"),
 }
 TEST_DEPS = ["pytest"]
-# `nox` alone runs the whole test matrix (what .ci/run does); `nox -s demo` runs the demo.
-nox.options.sessions = list(FLAVOURS) + ["machinery"]
+# Benchmarks (issue 3): accuracy on the classic legacy stack; speed there (graph mode) and
+# with the V1 class under tf.function.  session: (flavour, runs the accuracy benchmark)
+BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
+BENCH_DEPS = ["scikit-learn"]  # its bundled digits are the accuracy benchmark's data
+REPORT_DEPS = ["numpy", "matplotlib"]
+QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
+# `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
+# `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
+nox.options.sessions = list(FLAVOURS) + ["machinery"] + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
 
 
-def _flavour_session(name, python, requirements, env, expected):
+def _install_flavour(session, flavour_session, *extra):
+    python, requirements, _, _ = FLAVOURS[flavour_session]
+    if python == "3.6":
+        session.install("pip==21.3.1")  # the last pip for 3.6; the bundled 18.1 cannot resolve
+    session.install(*requirements)
+    if extra:
+        session.install(*extra)
+    session.install("-e", ".")
+
+
+def _delete_venv(session):
+    """Keep one flavour on disk at a time (pip's cache is shared); KBP_KEEP_VENVS=1 keeps them."""
+    if os.environ.get("KBP_KEEP_VENVS") != "1":
+        shutil.rmtree(session.virtualenv.location, ignore_errors=True)
+
+
+def _run_env(flavour_session, **extra):
+    return dict(FLAVOURS[flavour_session][2], TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **extra)
+
+
+def _flavour_session(name, python, expected):
     @nox.session(name=name, python=python)
     def run(session):
-        if python == "3.6":
-            session.install("pip==21.3.1")  # the last pip for 3.6; the bundled 18.1 cannot resolve
-        session.install(*requirements)
-        session.install(*TEST_DEPS)
-        session.install("-e", ".")
-        environment = dict(env, KBP_EXPECT_FLAVOURS=expected, TF_CPP_MIN_LOG_LEVEL="2",
-                           PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="")
+        _install_flavour(session, name, *TEST_DEPS)
         try:
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs,
-                        env=environment)
+                        env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0"))
         finally:
-            if os.environ.get("KBP_KEEP_VENVS") != "1":
-                shutil.rmtree(session.virtualenv.location, ignore_errors=True)
+            _delete_venv(session)
 
     return run
 
 
 for _name, (_python, _reqs, _env, _expected) in FLAVOURS.items():
-    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, _python, _reqs, _env, _expected)
+    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, _python, _expected)
+
+
+def _bench_session(flavour_session, flavour, accuracy, quick):
+    prefix, out = ("quick-", QUICK_DIR) if quick else ("bench-", "benchmarks/results")
+
+    @nox.session(name=prefix + flavour_session, python=FLAVOURS[flavour_session][0],
+                 tags=[prefix.rstrip("-")])
+    def run(session):
+        _install_flavour(session, flavour_session, *BENCH_DEPS)
+        os.makedirs(out, exist_ok=True)
+        mode = ["--quick"] if quick else []
+        try:
+            if accuracy:
+                session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *mode,
+                            "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+            session.run("python", "benchmarks/speed.py", "--flavour", flavour, *mode,
+                        "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+        finally:
+            _delete_venv(session)
+
+    return run
+
+
+def _report_session(quick):
+    name, out = ("quick-report", QUICK_DIR) if quick else ("bench-report", "benchmarks/results")
+
+    @nox.session(name=name, python="3.11", tags=[name.split("-")[0]])
+    def run(session):
+        """summary.json, results.md and the plot; in quick mode, fail if a figure misses its target."""
+        session.install(*REPORT_DEPS)
+        session.run("python", "benchmarks/report.py", out, *(["--check"] if quick else []))
+
+    return run
+
+
+for _quick in (False, True):
+    for _name, (_flavour, _accuracy) in BENCHMARKS.items():
+        _session = _bench_session(_name, _flavour, _accuracy, _quick)
+        globals()["session_%s_%s" % ("quick" if _quick else "bench", _name)] = _session
+    globals()["session_%s_report" % ("quick" if _quick else "bench")] = _report_session(_quick)
 
 
 @nox.session(python="3.6")
 def demo(session):
     """The README's first command: the trap and the fix on the classic legacy stack (Keras 2.2.4, TF 1.13)."""
-    _, requirements, env, _ = FLAVOURS["keras224"]
-    session.install("pip==21.3.1")
-    session.install(*requirements)
-    session.install("-e", ".")
-    session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"))
-
-
-def _speed_session(flavour_session, flavour):
-    python, requirements, env, _ = FLAVOURS[flavour_session]
-
-    @nox.session(name="speed-" + flavour_session, python=python)
-    def run(session):
-        """Speed ratios (benchmarks/speed.py) in one flavour; writes benchmarks/results/."""
-        if python == "3.6":
-            session.install("pip==21.3.1")
-        session.install(*requirements)
-        session.install("-e", ".")
-        out = "benchmarks/results/speed-%s.json" % flavour_session
-        session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--out", out, *session.posargs,
-                    env=dict(env, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
-
-    return run
-
-
-# Graph mode (Keras 2.2.4 on TF 1.13) and tf.function with the V1 class (keras 2.15): not in `nox`.
-session_speed_keras224 = _speed_session("keras224", "keras")
-session_speed_keras215 = _speed_session("keras215", "tf.keras")
+    _install_flavour(session, "keras224")
+    session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=_run_env("keras224"))
 
 
 @nox.session(python=["3.6", "3.13"])

@@ -1,6 +1,6 @@
 """Speed of the patch, as ratios measured in one process (issue 3, speed part).
 
-usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--out FILE]
+usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--quick] [--out FILE]
 
 Three arms built from the same weights, trained on the same batch, alternated
 round by round; each figure is the median over rounds of the per-step time:
@@ -75,6 +75,11 @@ def median_ratios(api, frozen, rounds, steps, x, y):
     for _ in range(rounds):  # alternate the arms so drift hits all of them alike
         for name, model in models.items():
             times[name].append(step_time(model, x, y, steps))
+    return medians_and_spread(times)
+
+
+def medians_and_spread(times):
+    """Per arm: the median time, and the interquartile range over the median (the noise)."""
     medians = {name: float(np.median(values)) for name, values in times.items()}
     spread = {name: float((np.percentile(v, 75) - np.percentile(v, 25)) / np.median(v))
               for name, v in times.items()}
@@ -84,7 +89,7 @@ def median_ratios(api, frozen, rounds, steps, x, y):
 def eager_overhead(api, rounds):
     """Wrapper cost on one eager BN call, relative to the unpatched call (TF 2 flavours)."""
     if not api.eager:
-        return None
+        return None, None
     x = np.random.RandomState(0).normal(size=(BATCH, SIZE, SIZE, CHANNELS)).astype("float32")
     keras_bn_patch.uninstall()
     plain = api.bn()
@@ -99,7 +104,8 @@ def eager_overhead(api, rounds):
             for _ in range(20):
                 layer(x, training=True)
             times[name].append((time.perf_counter() - start) / 20)
-    return float(np.median(times["patched"]) / np.median(times["plain"]) - 1.0)
+    medians, spread = medians_and_spread(times)
+    return medians["patched"] / medians["plain"] - 1.0, spread
 
 
 def import_seconds(repeats=7):
@@ -113,22 +119,26 @@ def main(argv=None):
     parser.add_argument("--flavour")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 steps (CI)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 3, 5
     api = keras_api.load(args.flavour)
     rng = np.random.RandomState(0)
     x = rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype("float32")
     y = rng.normal(size=(BATCH, 10)).astype("float32")
     frozen, frozen_spread = median_ratios(api, True, args.rounds, args.steps, x, y)
     trainable, trainable_spread = median_ratios(api, False, args.rounds, args.steps, x, y)
+    eager, eager_spread = eager_overhead(api, args.rounds)
     speed = {
         "frozen_step_patched_over_unpatched": frozen["patched"] / frozen["unpatched"],
         "frozen_step_patched_over_ideal": frozen["patched"] / frozen["ideal"],
         "trainable_step_patched_over_unpatched": trainable["patched"] / trainable["unpatched"],
-        "eager_call_overhead": eager_overhead(api, args.rounds),
+        "eager_call_overhead": eager,
         "import_seconds": import_seconds(),
         "step_seconds": {"frozen": frozen, "trainable": trainable},
-        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread},
+        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread, "eager": eager_spread},
     }
     report = {"speed": speed, "environment": {
         "flavour": api.name, "version": api.version, "python": sys.version.split()[0],

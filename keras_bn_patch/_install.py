@@ -94,6 +94,8 @@ def _patch_keras2(keras):
     owner = _patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
     if owner not in _views.bn_classes:
         _views.bn_classes.append(owner)
+    _patching.patch(sys.modules["keras.backend"], "normalize_batch_in_training",
+                    keras2.normalize_batch_in_training)
     if version < _targets.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
         _patching.patch(sys.modules["keras.backend"], "moving_average_update",
                         keras2.moving_average_update)

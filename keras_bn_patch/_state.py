@@ -10,10 +10,11 @@ starts (see ``_views``), not when a graph is built: that is what lets a toggle
 reach models compiled and functions traced before it.
 """
 import contextlib
-import contextvars
+
+from ._context import ContextVar
 
 _default = True
-_override = contextvars.ContextVar("keras_bn_patch_enabled", default=None)
+_override = ContextVar("keras_bn_patch_enabled", default=None)
 
 
 def enable():
@@ -43,7 +44,7 @@ class _Switch(contextlib.ContextDecorator):
 
     def __init__(self, value):
         self._value = value
-        self._tokens = contextvars.ContextVar("keras_bn_patch_tokens", default=())
+        self._tokens = ContextVar("keras_bn_patch_tokens", default=())
 
     def __enter__(self):
         self._tokens.set(self._tokens.get() + (_override.set(self._value),))

@@ -14,11 +14,11 @@ before it runs.  So the same layer can be trainable for one compiled model and
 frozen inside another (the GAN pattern).  Outside any entry point, a layer's
 flag follows its own ``trainable`` each time it is called.
 """
-import contextvars
 import logging
 import weakref
 
 from . import _state
+from ._context import ContextVar
 
 log = logging.getLogger("keras_bn_patch")
 
@@ -26,7 +26,10 @@ bn_classes = []  # the BN classes whose call we wrap (filled by the flavours)
 
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
-_active_view = contextvars.ContextVar("keras_bn_patch_active_view", default=None)
+_active_view = ContextVar("keras_bn_patch_active_view", default=None)
+# True inside an entry point of a model whose traced train function we can drop (below).
+_retraces = ContextVar("keras_bn_patch_retraces", default=False)
+_enabled_at_trace = weakref.WeakKeyDictionary()  # model -> the switch when its functions were traced
 
 
 class _Flag(object):
@@ -118,15 +121,44 @@ def on_compile(wrapped, model, args, kwargs):
     return result
 
 
+def _drop_stale_functions(model):
+    """Whether BN calls traced in this entry point may decide in Python (see ``decides_at_trace``).
+
+    Keras of TF >= 2.2 (and tf_keras) traces its train/test/predict functions once and
+    caches them in ``model.train_function`` etc. (``compile()`` clears them).  A trace
+    that decided from the switch goes stale when the switch flips: then drop them, and
+    Keras traces anew.  The view itself only changes at ``compile()``.  Older Keras has
+    no such cache to drop.
+    """
+    if not hasattr(model, "make_train_function"):
+        return False
+    enabled = _state.is_enabled()
+    if _enabled_at_trace.get(model, enabled) != enabled:
+        for name in ("train_function", "test_function", "predict_function"):
+            if getattr(model, name, None) is not None:
+                setattr(model, name, None)
+    _enabled_at_trace[model] = enabled
+    return True
+
+
+def decides_at_trace():
+    """True when a BN call being traced now is inside an entry point that retraces on toggles:
+    it can then be traced with its decision as a constant, like a hand-written
+    ``training=False`` (no runtime flag, no conditional, no momentum-1.0 update)."""
+    return _retraces.get()
+
+
 def on_entry(wrapped, model, args, kwargs):
     view = _views.get(model)
     if view is None:  # never compiled (predict on a loaded or fresh model): its view now
         view = compute_view(model)
     _sync(view)
     token = _active_view.set(view)
+    retraces = _retraces.set(_drop_stale_functions(model))
     try:
         return wrapped(*args, **kwargs)
     finally:
+        _retraces.reset(retraces)
         _active_view.reset(token)
 
 

@@ -30,22 +30,7 @@ else:
     frozen_context = trainable_context = contextlib.suppress
 
 api = keras_api.load(flavour)
-try:  # one thread: reductions in the same order in both processes, whatever the load
-    import tensorflow as tf
-    if not api.eager and hasattr(tf.get_variable_scope(), "set_use_resource"):
-        # Reads of TF 1 reference variables alias their buffer, and Keras 2.1/2.2 do not order
-        # the optimizer's writes after the backward pass's reads: plain Keras itself then
-        # varies from run to run.  Resource variables read snapshots, which removes that race.
-        tf.get_variable_scope().set_use_resource(True)
-    if not api.eager and api.name in ("keras", "tf.keras"):  # graph mode: Keras's own session
-        v1 = getattr(tf, "compat", None) and getattr(tf.compat, "v1", None) or tf
-        config = v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        api.keras.backend.set_session(v1.Session(config=config))
-    else:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-except ImportError:  # Theano
-    pass
+keras_api.reproducible(api)  # one thread, resource variables: see its docstring
 
 layers, models = api.keras.layers, api.keras.models
 rng = np.random.RandomState(7)

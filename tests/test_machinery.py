@@ -16,7 +16,9 @@ from conftest import run_python
 
 FAKE_KERAS = {
     "keras/__init__.py": "from . import backend, layers, engine\n__version__ = %(version)r\n",
-    "keras/backend.py": "def moving_average_update(x, value, momentum):\n    return (x, value, momentum)\n",
+    "keras/backend.py": (
+        "def moving_average_update(x, value, momentum):\n    return (x, value, momentum)\n"
+        "def normalize_batch_in_training(x, gamma, beta, axes, epsilon=1e-3):\n    return (x, gamma, beta)\n"),
     "keras/layers/__init__.py": "from .normalization import *\n",
     "keras/layers/normalization.py": (
         "class BatchNormalization(object):\n"
@@ -57,12 +59,15 @@ CHECK = """
     assert isinstance(vars(BN)["call"], wrapt.FunctionWrapper)
     assert not isinstance(vars(BN)["call"].__wrapped__, wrapt.FunctionWrapper)  # wrapped once
     assert isinstance(vars(Model)["fit"], wrapt.FunctionWrapper)
+    assert isinstance(vars(keras.backend)["normalize_batch_in_training"], wrapt.FunctionWrapper)
+    assert keras.backend.normalize_batch_in_training(1, 2, 3, [0]) == (1, 2, 3)  # outside a BN call: as is
     assert keras_bn_patch.status()["keras"] == {"version": "2.2.4", "state": "patched"}
     wrapper = vars(BN)["call"]
     keras_bn_patch.install()
     assert vars(BN)["call"] is wrapper  # install twice: no-op
     keras_bn_patch.uninstall(); keras_bn_patch.uninstall()
     assert vars(BN)["call"] is original_call and vars(Model)["fit"] is original_fit
+    assert not isinstance(vars(keras.backend)["normalize_batch_in_training"], wrapt.FunctionWrapper)
     assert keras_bn_patch.status() == {}
     keras_bn_patch.install()
     assert vars(BN)["call"] is not original_call  # re-install patches again

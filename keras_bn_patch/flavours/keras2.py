@@ -9,14 +9,23 @@ when the train function is built (at the first fit after compile); 2.1.0-2.1.2
 did not, so there the statistics fed to the moving-average update are switched
 to the moving statistics themselves while the layer is held: the update then
 writes back x - (x - x) * decay == x, bit for bit.
+
+On the TensorFlow backend the batch moments themselves are built inside a
+``tf.cond`` on the same condition, so a held layer skips them at run time as a
+hand-written ``training=False`` layer does (Keras computes them outside its
+switch, so plain Keras pays for them even in inference-mode branches).
+Theano's and CNTK's switches evaluate both branches: nothing to save there.
 """
-import contextvars
+import collections
 import sys
 
 from .. import _views
+from .._context import ContextVar
 
-# The "held" condition of the BN call being built, for the moving-average update inside it.
-_update_gate = contextvars.ContextVar("keras_bn_patch_update_gate", default=None)
+# The BN call being built, for the backend functions it calls: its layer, and its
+# `effective` (train with batch statistics) and `held` conditions as tensors.
+_Building = collections.namedtuple("_Building", "layer effective held")
+_building = ContextVar("keras_bn_patch_building", default=None)
 
 
 def _backend():
@@ -54,11 +63,11 @@ def bn_call(wrapped, layer, args, kwargs):
     # Training AND NOT held, as a tensor that works in every backend's switch.
     effective = K.greater(phase - flag, 0.5)
     inputs = args[0] if args else kwargs["inputs"]
-    token = _update_gate.set(K.greater(flag, 0.5))
+    token = _building.set(_Building(layer, effective, K.greater(flag, 0.5)))
     try:
         output = wrapped(inputs, training=effective)
     finally:
-        _update_gate.reset(token)
+        _building.reset(token)
     if training is None:
         # Keras tags outputs that depend on the learning phase only when it picked it
         # itself; without the tag the model would never feed the phase to fit().
@@ -68,10 +77,35 @@ def bn_call(wrapped, layer, args, kwargs):
 
 def moving_average_update(wrapped, instance, args, kwargs):
     """Wrapper of ``keras.backend.moving_average_update(x, value, momentum)`` for Keras < 2.1.3."""
-    held = _update_gate.get()
-    if held is None:
+    building = _building.get()
+    if building is None:
         return wrapped(*args, **kwargs)
     names = ("x", "value", "momentum")
     bound = dict(zip(names, args), **kwargs)
-    bound["value"] = _backend().switch(held, bound["x"], bound["value"])
+    bound["value"] = _backend().switch(building.held, bound["x"], bound["value"])
     return wrapped(**bound)
+
+
+def normalize_batch_in_training(wrapped, instance, args, kwargs):
+    """Wrapper of ``keras.backend.normalize_batch_in_training(x, gamma, beta, axes, epsilon)``."""
+    building = _building.get()
+    if building is None or _backend().backend() != "tensorflow":
+        return wrapped(*args, **kwargs)
+    tf = sys.modules["tensorflow"]
+    layer = building.layer
+    # Keras looks up the local devices once per process, the first time a 4-D input is
+    # normalized, through get_session(), which adds variable-initialization ops to the
+    # graph; built inside the cond, those ops could never be fetched. Look them up first.
+    list_gpus = getattr(sys.modules.get("keras.backend.tensorflow_backend"),
+                        "_get_available_gpus", None)
+    if list_gpus is not None:
+        list_gpus()
+    inputs = args[0] if args else kwargs["x"]
+
+    def held():
+        # Keras's own switch discards the normalized tensor when held, so the input stands
+        # in for it at no cost; the moving statistics stand in for the batch ones, which
+        # makes any moving-average update built from them write back what is there.
+        return inputs, tf.identity(layer.moving_mean), tf.identity(layer.moving_variance)
+
+    return tuple(tf.cond(building.effective, lambda: tuple(wrapped(*args, **kwargs)), held))
