@@ -108,10 +108,12 @@ def eager_overhead(api, rounds):
     return medians["patched"] / medians["plain"] - 1.0, spread
 
 
-def import_seconds(repeats=7):
+def import_seconds(repeats=9):
+    """Median wall time of ``import keras_bn_patch`` in fresh interpreters, and its spread."""
     code = "import time; t = time.perf_counter(); import keras_bn_patch; print(time.perf_counter() - t)"
     values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
-    return float(np.median(values))
+    medians, spread = medians_and_spread({"patched": values})
+    return medians["patched"], spread
 
 
 def main(argv=None):
@@ -131,14 +133,16 @@ def main(argv=None):
     frozen, frozen_spread = median_ratios(api, True, args.rounds, args.steps, x, y)
     trainable, trainable_spread = median_ratios(api, False, args.rounds, args.steps, x, y)
     eager, eager_spread = eager_overhead(api, args.rounds)
+    import_time, import_spread = import_seconds()
     speed = {
         "frozen_step_patched_over_unpatched": frozen["patched"] / frozen["unpatched"],
         "frozen_step_patched_over_ideal": frozen["patched"] / frozen["ideal"],
         "trainable_step_patched_over_unpatched": trainable["patched"] / trainable["unpatched"],
         "eager_call_overhead": eager,
-        "import_seconds": import_seconds(),
+        "import_seconds": import_time,
         "step_seconds": {"frozen": frozen, "trainable": trainable},
-        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread, "eager": eager_spread},
+        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread, "eager": eager_spread,
+                                  "import": import_spread},
     }
     report = {"speed": speed, "environment": {
         "flavour": api.name, "version": api.version, "python": sys.version.split()[0],

@@ -4,17 +4,14 @@ We never import TensorFlow or Keras ourselves.  A hook that fails logs on the
 ``keras_bn_patch`` logger, leaves that Keras untouched, and shows up in
 ``status()``; it never raises into the user's ``import``.
 """
-import logging
 import sys
 import threading
 import warnings
 
 import wrapt
 
-from . import _patching, _targets, _views
+from . import _log, _patching, _targets, _views
 from .flavours import keras2, tf_keras, version_tuple
-
-log = logging.getLogger("keras_bn_patch")
 
 _lock = threading.RLock()
 _installed = False
@@ -29,7 +26,7 @@ def _record(label, version_of, state):
         _warned.add(label)
         message = "keras_bn_patch: %s %s is %s; it is left untouched" % (
             label, _version(version_of), state)
-        log.warning(message)
+        _log.logger().warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
@@ -46,7 +43,7 @@ def _guarded(label, version_of, function):
             try:
                 function(module)
             except Exception as error:  # a hook must never break the user's import
-                log.exception("keras_bn_patch: could not patch %s", module.__name__)
+                _log.logger().exception("keras_bn_patch: could not patch %s", module.__name__)
                 _record(label, version_of, "unsupported: error while patching %s: %r"
                         % (module.__name__, error))
     return hook

@@ -6,11 +6,9 @@ classes and user subclasses calling ``super().call()`` all go through one
 wrapper.  Patching twice is a no-op; ``restore_all`` only puts back a slot that
 still holds our wrapper (someone who patched on top of us keeps theirs).
 """
-import logging
-
 import wrapt
 
-log = logging.getLogger("keras_bn_patch")
+from . import _log
 
 _patches = {}  # (owner, name) -> (original, wrapper)
 
@@ -40,6 +38,6 @@ def restore_all():
         if vars(owner).get(name) is wrapper:
             setattr(owner, name, original)
         else:
-            log.warning("keras_bn_patch: %s.%s was replaced by someone else after we patched it; "
+            _log.logger().warning("keras_bn_patch: %s.%s was replaced by someone else after we patched it; "
                         "leaving it as it is", getattr(owner, "__name__", owner), name)
         del _patches[(owner, name)]

@@ -14,13 +14,10 @@ before it runs.  So the same layer can be trainable for one compiled model and
 frozen inside another (the GAN pattern).  Outside any entry point, a layer's
 flag follows its own ``trainable`` each time it is called.
 """
-import logging
 import weakref
 
-from . import _state
+from . import _log, _state
 from ._context import ContextVar
-
-log = logging.getLogger("keras_bn_patch")
 
 bn_classes = []  # the BN classes whose call we wrap (filled by the flavours)
 
@@ -110,7 +107,7 @@ def release_all():
         try:
             flag.set(False)
         except Exception:  # its graph or session is gone (clear_session): nothing runs it any more
-            log.debug("keras_bn_patch: dropped the flag of %r", layer, exc_info=True)
+            _log.logger().debug("keras_bn_patch: dropped the flag of %r", layer, exc_info=True)
         del _flags[layer]
 
 
