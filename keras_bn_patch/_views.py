@@ -150,8 +150,11 @@ def on_entry(wrapped, model, args, kwargs):
     if view is None:  # never compiled (predict on a loaded or fresh model): its view now
         view = compute_view(model)
     _sync(view)
+    # Only the outermost entry point may drop cached functions: inside fit(), Keras calls
+    # self.train_function again after its nested evaluate().  Nested ones keep the flag.
+    outermost = _active_view.get() is None
+    retraces = _retraces.set(_drop_stale_functions(model) if outermost else False)
     token = _active_view.set(view)
-    retraces = _retraces.set(_drop_stale_functions(model))
     try:
         return wrapped(*args, **kwargs)
     finally:

@@ -21,7 +21,6 @@ if mode == "patched":
     frozen_context, trainable_context = keras_bn_patch.disabled, keras_bn_patch.enabled
 else:
     # keras_api is needed to find the flavour; load it without running the package's __init__.
-    import importlib.util
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "keras_bn_patch")
     sys.modules["keras_bn_patch"] = type(sys)("keras_bn_patch")  # empty shell: nothing installed
     sys.modules["keras_bn_patch"].__path__ = [here]

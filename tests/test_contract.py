@@ -216,6 +216,30 @@ def test_toggle_reaches_an_already_compiled_and_trained_model(api):
     assert abs(train_minus_test_loss(model)) < 1e-5
 
 
+def test_toggle_inside_fit_takes_effect_at_the_next_entry_point(api):
+    """A callback toggling mid-fit: fit still finishes (its validation is a nested entry point,
+    which must not drop the train function fit is using), and the next call follows the switch."""
+    base = build_backbone(api, "mid")
+    for layer in base.layers:
+        layer.trainable = False
+    model = head_on(api, base.inputs, base.outputs[0], "mid")
+    epochs_seen = []
+
+    class Toggle(api.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epochs_seen.append(epoch)
+            keras_bn_patch.disable()
+
+    try:
+        model.fit(X, Y, epochs=3, batch_size=8, verbose=0, validation_data=(X, Y), callbacks=[Toggle()])
+        assert epochs_seen == [0, 1, 2]
+        gap = abs(train_minus_test_loss(model))
+        assert gap < 1e-5 if api.name == "keras3" else gap > 0.1
+    finally:
+        keras_bn_patch.enable()
+    assert abs(train_minus_test_loss(model)) < 1e-5
+
+
 def test_trainable_batchnorm_still_learns_its_statistics(api):
     base = build_backbone(api, "live")
     model = head_on(api, base.inputs, base.outputs[0], "live")

@@ -79,7 +79,8 @@ def _static_value(training):
 
 def _tracing_tf_function(tf):
     """Inside a tf.function trace of TF 2 (not a TF 1 graph, which is built once and kept)."""
-    outside = getattr(getattr(getattr(tf, "compat", None), "v1", None), "executing_eagerly_outside_functions", None)
+    v1 = getattr(getattr(tf, "compat", None), "v1", None)
+    outside = getattr(v1, "executing_eagerly_outside_functions", None)
     return outside is not None and outside()
 
 
