@@ -3,7 +3,9 @@
 usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--quick] [--out FILE]
 
 Three arms built from the same weights, trained on the same batch, alternated
-round by round; each figure is the median over rounds of the per-step time:
+round by round; each ratio is the median over rounds of the ratio of the arms'
+per-step times within the round (pairing cancels drift), its noise the
+interquartile range of those ratios over their median:
 - unpatched: the model built and run while the patch is uninstalled (plain Keras);
 - patched:   the same model built with the patch installed and enabled;
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
@@ -69,27 +71,32 @@ def arms(api, frozen):
     return result
 
 
-def median_ratios(api, frozen, rounds, steps, x, y):
+def step_times(api, frozen, rounds, steps, x, y):
+    """Per arm, the step time of each round (the arms alternated so drift hits all alike)."""
     models = arms(api, frozen)
     times = {name: [] for name in models}
-    for _ in range(rounds):  # alternate the arms so drift hits all of them alike
+    for _ in range(rounds):
         for name, model in models.items():
             times[name].append(step_time(model, x, y, steps))
-    return medians_and_spread(times)
+    return times
 
 
-def medians_and_spread(times):
-    """Per arm: the median time, and the interquartile range over the median (the noise)."""
-    medians = {name: float(np.median(values)) for name, values in times.items()}
-    spread = {name: float((np.percentile(v, 75) - np.percentile(v, 25)) / np.median(v))
-              for name, v in times.items()}
-    return medians, spread
+def paired_ratio(times, numerator, denominator):
+    """Median over rounds of the ratio within each round, and its noise: the interquartile
+    range of those ratios over their median.  Pairing by round cancels the machine's drift."""
+    ratios = np.array(times[numerator]) / np.array(times[denominator])
+    median = float(np.median(ratios))
+    return median, spread(ratios)
+
+
+def spread(values):
+    return float((np.percentile(values, 75) - np.percentile(values, 25)) / np.median(values))
 
 
 def eager_overhead(api, rounds):
     """Wrapper cost on one eager BN call, relative to the unpatched call (TF 2 flavours)."""
     if not api.eager:
-        return None, None
+        return None, None  # graph mode has no per-call wrapper cost: the wrapper runs once, at build
     x = np.random.RandomState(0).normal(size=(BATCH, SIZE, SIZE, CHANNELS)).astype("float32")
     keras_bn_patch.uninstall()
     plain = api.bn()
@@ -104,16 +111,15 @@ def eager_overhead(api, rounds):
             for _ in range(20):
                 layer(x, training=True)
             times[name].append((time.perf_counter() - start) / 20)
-    medians, spread = medians_and_spread(times)
-    return medians["patched"] / medians["plain"] - 1.0, spread
+    ratio, noise = paired_ratio(times, "patched", "plain")
+    return ratio - 1.0, noise
 
 
 def import_seconds(repeats=9):
     """Median wall time of ``import keras_bn_patch`` in fresh interpreters, and its spread."""
     code = "import time; t = time.perf_counter(); import keras_bn_patch; print(time.perf_counter() - t)"
     values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
-    medians, spread = medians_and_spread({"patched": values})
-    return medians["patched"], spread
+    return float(np.median(values)), spread(values)
 
 
 def main(argv=None):
@@ -121,29 +127,28 @@ def main(argv=None):
     parser.add_argument("--flavour")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 steps (CI)")
+    parser.add_argument("--quick", action="store_true", help="9 rounds of 3 steps (CI)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.steps = 3, 5
+        args.rounds, args.steps = 9, 3
     api = keras_api.load(args.flavour)
     rng = np.random.RandomState(0)
     x = rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype("float32")
     y = rng.normal(size=(BATCH, 10)).astype("float32")
-    frozen, frozen_spread = median_ratios(api, True, args.rounds, args.steps, x, y)
-    trainable, trainable_spread = median_ratios(api, False, args.rounds, args.steps, x, y)
-    eager, eager_spread = eager_overhead(api, args.rounds)
-    import_time, import_spread = import_seconds()
-    speed = {
-        "frozen_step_patched_over_unpatched": frozen["patched"] / frozen["unpatched"],
-        "frozen_step_patched_over_ideal": frozen["patched"] / frozen["ideal"],
-        "trainable_step_patched_over_unpatched": trainable["patched"] / trainable["unpatched"],
-        "eager_call_overhead": eager,
-        "import_seconds": import_time,
-        "step_seconds": {"frozen": frozen, "trainable": trainable},
-        "noise_iqr_over_median": {"frozen": frozen_spread, "trainable": trainable_spread, "eager": eager_spread,
-                                  "import": import_spread},
+    frozen = step_times(api, True, args.rounds, args.steps, x, y)
+    trainable = step_times(api, False, args.rounds, args.steps, x, y)
+    figures = {
+        "frozen_step_patched_over_unpatched": paired_ratio(frozen, "patched", "unpatched"),
+        "frozen_step_patched_over_ideal": paired_ratio(frozen, "patched", "ideal"),
+        "trainable_step_patched_over_unpatched": paired_ratio(trainable, "patched", "unpatched"),
+        "eager_call_overhead": eager_overhead(api, args.rounds),
+        "import_seconds": import_seconds(),
     }
+    speed = {name: value for name, (value, _) in figures.items()}
+    speed["noise_iqr_over_median"] = {name: noise for name, (_, noise) in figures.items()}
+    speed["step_seconds"] = {group: {arm: float(np.median(values)) for arm, values in times.items()}
+                             for group, times in (("frozen", frozen), ("trainable", trainable))}
     report = {"speed": speed, "environment": {
         "flavour": api.name, "version": api.version, "python": sys.version.split()[0],
         "cpus": os.cpu_count(), "rounds": args.rounds, "steps": args.steps, "batch": BATCH}}
