@@ -93,20 +93,22 @@ for _name, (_python, _reqs, _env, _expected) in FLAVOURS.items():
     globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, _python, _expected)
 
 
-def _bench_session(flavour_session, flavour, accuracy, quick):
-    prefix, out = ("quick-", QUICK_DIR) if quick else ("bench-", "benchmarks/results")
+BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where results go
 
-    @nox.session(name=prefix + flavour_session, python=FLAVOURS[flavour_session][0],
-                 tags=[prefix.rstrip("-")])
+
+def _bench_session(mode, flavour_session, flavour, accuracy):
+    out = BENCH_OUT[mode]
+
+    @nox.session(name="%s-%s" % (mode, flavour_session), python=FLAVOURS[flavour_session][0], tags=[mode])
     def run(session):
         _install_flavour(session, flavour_session, *BENCH_DEPS)
         os.makedirs(out, exist_ok=True)
-        mode = ["--quick"] if quick else []
+        quick = ["--quick"] if mode == "quick" else []
         try:
             if accuracy:
-                session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *mode,
+                session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            session.run("python", "benchmarks/speed.py", "--flavour", flavour, *mode,
+            session.run("python", "benchmarks/speed.py", "--flavour", flavour, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
         finally:
             _delete_venv(session)
@@ -114,23 +116,20 @@ def _bench_session(flavour_session, flavour, accuracy, quick):
     return run
 
 
-def _report_session(quick):
-    name, out = ("quick-report", QUICK_DIR) if quick else ("bench-report", "benchmarks/results")
-
-    @nox.session(name=name, python="3.11", tags=[name.split("-")[0]])
+def _report_session(mode):
+    @nox.session(name=mode + "-report", python="3.11", tags=[mode])
     def run(session):
         """summary.json, results.md and the plot; in quick mode, fail if a figure misses its target."""
         session.install(*REPORT_DEPS)
-        session.run("python", "benchmarks/report.py", out, *(["--check"] if quick else []))
+        session.run("python", "benchmarks/report.py", BENCH_OUT[mode], *(["--check"] if mode == "quick" else []))
 
     return run
 
 
-for _quick in (False, True):
+for _mode in BENCH_OUT:
     for _name, (_flavour, _accuracy) in BENCHMARKS.items():
-        _session = _bench_session(_name, _flavour, _accuracy, _quick)
-        globals()["session_%s_%s" % ("quick" if _quick else "bench", _name)] = _session
-    globals()["session_%s_report" % ("quick" if _quick else "bench")] = _report_session(_quick)
+        globals()["session_%s_%s" % (_mode, _name)] = _bench_session(_mode, _name, _flavour, _accuracy)
+    globals()["session_%s_report" % _mode] = _report_session(_mode)
 
 
 @nox.session(python="3.6")

@@ -181,7 +181,8 @@ def target_data(x, y, seed, preprocessing, images):
     return x[:split], y[:split], x[split:], y[split:]
 
 
-def spread(values):
+def over_seeds(values):
+    """Mean, standard deviation and the values themselves."""
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
 
 
@@ -205,7 +206,7 @@ def run(api, settings, log=print):
     for name, arms in per_seed.items():
         scenarios[name] = {}
         for arm, results in arms.items():
-            summary = {key: spread([r[key] for r in results])
+            summary = {key: over_seeds([r[key] for r in results])
                        for key in ("train_mode_acc", "evaluate_train_acc", "val_acc")}
             summary["curves"] = {key: np.mean([r[key] for r in results], axis=0).tolist()
                                  for key in ("curve_train_mode_acc", "curve_val_acc")}
