@@ -12,7 +12,25 @@ from ._state import disable, disabled, enable, enabled, is_enabled
 
 __version__ = "0.1.0"
 __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enabled",
-           "enabled", "disabled", "status"]
+           "enabled", "disabled", "status", "diagnose", "recalibrate"]
+
+
+# The tools import NumPy and Keras only when called: `import keras_bn_patch` stays light.
+def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
+    """Which BN layers make ``model`` predict differently from how it trains on ``x``: a report
+    (``print(report)``, ``report.to_dict()``).  tolerance: the largest harmless discrepancy (0.2).
+    See ``keras_bn_patch._diagnose.diagnose``."""
+    from ._diagnose import diagnose
+    return diagnose(model, x, batch_size=batch_size, tolerance=tolerance,
+                    fine_tuned_unpatched=fine_tuned_unpatched, steps=steps)
+
+
+def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1):
+    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``; returns
+    a summary of how far they moved.  See ``keras_bn_patch._recalibrate``."""
+    from ._recalibrate import recalibrate
+    return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose)
+
 
 if os.environ.get("KERAS_BN_PATCH", "1").strip().lower() not in ("0", "false", "no", "off"):
     install()

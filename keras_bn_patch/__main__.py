@@ -1,7 +1,14 @@
-"""Command line: ``python -m keras_bn_patch status | demo [--flavour NAME] [--epochs N]``."""
+"""Command line: ``python -m keras_bn_patch status | demo | diagnose MODEL_FILE --data DATA``.
+
+Exit codes: 0 done (diagnose: healthy), 1 diagnose found problems, 2 bad usage
+(unknown option, missing or unreadable file, data that does not fit the model).
+"""
 import argparse
 import json
+import os
 import sys
+
+FLAVOURS = ["keras", "tf.keras", "tf_keras", "keras3"]
 
 
 def main(argv=None):
@@ -10,10 +17,20 @@ def main(argv=None):
     status = commands.add_parser("status", help="import the installed Keras flavours and show what is patched")
     status.add_argument("--json", action="store_true")
     demo = commands.add_parser("demo", help="fine-tune a frozen BN backbone, unpatched vs patched")
-    demo.add_argument("--flavour", choices=["keras", "tf.keras", "tf_keras", "keras3"],
+    demo.add_argument("--flavour", choices=FLAVOURS,
                       help="which installed Keras to use (default: what a legacy script would import)")
     demo.add_argument("--epochs", type=int, default=5)
     demo.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    diagnose = commands.add_parser("diagnose", help="which BN layers of a saved model make predict() "
+                                   "differ from fit(), on the given data")
+    diagnose.add_argument("model_file", help="an h5 file, a SavedModel directory or a .keras file")
+    diagnose.add_argument("--data", required=True, help="a .npy file, or a .npz file with an array 'x'")
+    diagnose.add_argument("--flavour", choices=FLAVOURS, help="which installed Keras loads the model")
+    diagnose.add_argument("--batch-size", type=int, default=None)
+    diagnose.add_argument("--fine-tuned-unpatched", action="store_true",
+                          help="the model was fine-tuned with frozen BN layers on batch statistics (plain "
+                               "Keras 2, TF < 2.2 or tf.compat.v1 layers): judge its frozen layers so")
+    diagnose.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -36,6 +53,8 @@ def main(argv=None):
             if not report:
                 print("no Keras flavour found")
         return 0
+    if args.command == "diagnose":
+        return _diagnose(args)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1, got %d" % args.epochs)
     from . import _demo
@@ -43,6 +62,52 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result, sort_keys=True))
     return 0
+
+
+def _load_data(path):
+    import numpy as np
+    if not os.path.isfile(path):
+        raise ValueError("no data file %s" % path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise ValueError("cannot read %s as .npy or .npz: %s" % (path, error))
+    if isinstance(data, np.ndarray):
+        return data
+    names = list(data.keys())
+    if "x" in names:
+        return data["x"]
+    if len(names) == 1:
+        return data[names[0]]
+    raise ValueError("%s holds %s: name the inputs array 'x'" % (path, ", ".join(names)))
+
+
+def _load_model(path, flavour):
+    from . import keras_api
+    if not os.path.exists(path):
+        raise ValueError("no model file %s" % path)
+    api = keras_api.load(flavour)
+    try:
+        return api.keras.models.load_model(path, compile=False)
+    except Exception as error:
+        message = str(error).strip().splitlines()
+        raise ValueError("%s %s cannot load a model from %s: %s" % (
+            api.name, api.version, path, message[0] if message else type(error).__name__))
+
+
+def _diagnose(args):
+    import keras_bn_patch
+    try:
+        data = _load_data(args.data)
+        model = _load_model(args.model_file, args.flavour)
+        with keras_bn_patch.disabled():  # as plain Keras runs it: a saved file does not know the patch
+            report = keras_bn_patch.diagnose(model, data, batch_size=args.batch_size,
+                                             fine_tuned_unpatched=args.fine_tuned_unpatched)
+    except (ValueError, TypeError, ImportError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2, sort_keys=True) if args.json else report)
+    return 0 if report.healthy else 1
 
 
 if __name__ == "__main__":

@@ -20,61 +20,78 @@ def _data(rng, shift, scale):
     return x * scale + shift, np.eye(2, dtype="float32")[y]
 
 
-def _glorot(rng, shape):
+def glorot(rng, shape):
+    """Glorot-uniform-like weights from NumPy: the same start in every flavour and every run."""
     limit = np.sqrt(6.0 / sum(shape))
     return rng.uniform(-limit, limit, size=shape).astype("float32")
 
 
-def _accuracy_key(history):
+def _moving_statistics(api, bn_layers):
+    return [keras_api.get_value(api, w) for layer in bn_layers for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def accuracy_key(history):
     return next(key for key in history if key in ("acc", "accuracy"))
+
+
+class Setup(object):
+    """A pretrained backbone, frozen after it was built, and a new head on it (not yet fine-tuned)."""
+
+    def __init__(self, api, epochs=5, verbose=0, out=print):
+        layers, models = api.keras.layers, api.keras.models
+        rng = np.random.RandomState(0)
+        x_source, y_source = _data(rng, shift=0.0, scale=1.0)
+        self.x, self.y = _data(rng, shift=2.0, scale=2.0)  # same task, other preprocessing
+
+        inputs = layers.Input((FEATURES,))
+        hidden = inputs
+        for index in range(2):
+            hidden = layers.Dense(HIDDEN, name="backbone_dense_%d" % index)(hidden)
+            hidden = api.bn(name="backbone_bn_%d" % index)(hidden)
+            hidden = layers.Activation("relu", name="backbone_relu_%d" % index)(hidden)
+        self.backbone = models.Model(inputs, hidden)
+        pretrain = models.Model(inputs, layers.Dense(2, activation="softmax", name="source_head")(hidden))
+        # Glorot-uniform kernels from NumPy: the same start in every flavour and every run.
+        pretrain.set_weights([glorot(rng, w.shape) if w.ndim == 2 else w for w in pretrain.get_weights()])
+        pretrain.compile(keras_api.sgd(api, 0.1), "categorical_crossentropy", metrics=["accuracy"])
+        out("Pretraining the backbone on the source data (%s %s)..." % (api.name, api.version))
+        pretrain.fit(x_source, y_source, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False)
+        self.pretrained = self.backbone.get_weights()
+
+        for layer in self.backbone.layers:  # freeze after the backbone was built and called
+            layer.trainable = False
+        self.head = layers.Dense(2, activation="softmax", name="head")
+        self.model = models.Model(inputs, self.head(self.backbone.layers[-1].output))
+        self.head_init = [glorot(rng, w.shape) if w.ndim == 2 else w for w in self.head.get_weights()]
+        self.bn_layers = [layer for layer in self.backbone.layers if isinstance(layer, api.bn)]
+
+    def reset(self):
+        """The pretrained backbone and the head's initial weights."""
+        self.backbone.set_weights(self.pretrained)
+        self.head.set_weights(self.head_init)
+
+    def fine_tune(self, api, epochs=5, verbose=0):
+        """Fine-tune the head from its initial weights, as the switch now says; returns fit's history."""
+        self.reset()
+        self.model.compile(keras_api.sgd(api, 0.01), "categorical_crossentropy", metrics=["accuracy"])
+        return self.model.fit(self.x, self.y, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False).history
 
 
 def run(flavour=None, epochs=5, verbose=1, out=print):
     api = keras_api.load(flavour)
-    layers, models = api.keras.layers, api.keras.models
-    rng = np.random.RandomState(0)
-    x_source, y_source = _data(rng, shift=0.0, scale=1.0)
-    x_target, y_target = _data(rng, shift=2.0, scale=2.0)  # same task, other preprocessing
-
-    inputs = layers.Input((FEATURES,))
-    hidden = inputs
-    for index in range(2):
-        hidden = layers.Dense(HIDDEN, name="backbone_dense_%d" % index)(hidden)
-        hidden = api.bn(name="backbone_bn_%d" % index)(hidden)
-        hidden = layers.Activation("relu", name="backbone_relu_%d" % index)(hidden)
-    backbone = models.Model(inputs, hidden)
-    pretrain = models.Model(inputs, layers.Dense(2, activation="softmax", name="source_head")(hidden))
-    # Glorot-uniform kernels from NumPy: the same start in every flavour and every run.
-    pretrain.set_weights([_glorot(rng, w.shape) if w.ndim == 2 else w for w in pretrain.get_weights()])
-    pretrain.compile(keras_api.sgd(api, 0.1), "categorical_crossentropy", metrics=["accuracy"])
-    out("Pretraining the backbone on the source data (%s %s)..." % (api.name, api.version))
-    pretrain.fit(x_source, y_source, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False)
-    pretrained = backbone.get_weights()
-
-    for layer in backbone.layers:  # freeze after the backbone was built and called
-        layer.trainable = False
-    head = layers.Dense(2, activation="softmax", name="head")
-    model = models.Model(inputs, head(backbone.layers[-1].output))
-    head_init = [_glorot(rng, w.shape) if w.ndim == 2 else w for w in head.get_weights()]
-    bn_layers = [layer for layer in backbone.layers if isinstance(layer, api.bn)]
-
+    setup = Setup(api, epochs, verbose, out)
     results = {}
     for arm, switch in (("unpatched", _state.disabled), ("patched", _state.enabled)):
-        backbone.set_weights(pretrained)
-        head.set_weights(head_init)
-        before = [keras_api.get_value(api, w) for layer in bn_layers
-                  for w in (layer.moving_mean, layer.moving_variance)]
+        setup.reset()
+        before = _moving_statistics(api, setup.bn_layers)
         with switch():
-            model.compile(keras_api.sgd(api, 0.01), "categorical_crossentropy", metrics=["accuracy"])
             out("Fine-tuning the head on the shifted data, %s:" % arm)
-            history = model.fit(x_target, y_target, epochs=epochs, batch_size=32, verbose=verbose,
-                                shuffle=False).history
-            evaluated = model.evaluate(x_target, y_target, batch_size=128, verbose=0)
-        after = [keras_api.get_value(api, w) for layer in bn_layers
-                 for w in (layer.moving_mean, layer.moving_variance)]
+            history = setup.fine_tune(api, epochs, verbose)
+            evaluated = setup.model.evaluate(setup.x, setup.y, batch_size=128, verbose=0)
+        after = _moving_statistics(api, setup.bn_layers)
         results[arm] = {
             "train_loss": float(history["loss"][-1]),
-            "train_acc": float(history[_accuracy_key(history)][-1]),
+            "train_acc": float(history[accuracy_key(history)][-1]),
             "eval_loss": float(evaluated[0]),
             "eval_acc": float(evaluated[1]),
             "stats_moved": float(max(np.abs(a - b).max() for a, b in zip(after, before))),

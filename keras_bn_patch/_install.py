@@ -68,8 +68,7 @@ def _tf_keras_hook(family):
             _record("keras", "keras", "native")
             return
         owner = _patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
-        if owner not in _views.bn_classes:
-            _views.bn_classes.append(owner)
+        _views.bn_classes[owner] = flavour
         _record(family.label, family.version_of, flavour.state)  # known only once TF is imported
 
     return _guarded(family.label, family.version_of, patch_bn)
@@ -89,8 +88,7 @@ def _patch_keras2(keras):
     module_name, class_name = _targets.KERAS2_BN
     __import__(module_name)
     owner = _patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
-    if owner not in _views.bn_classes:
-        _views.bn_classes.append(owner)
+    _views.bn_classes[owner] = keras2.FLAVOUR
     _patching.patch(sys.modules["keras.backend"], "normalize_batch_in_training",
                     keras2.normalize_batch_in_training)
     if version < _targets.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
@@ -133,7 +131,7 @@ def uninstall():
         _installed = False
         _views.release_all()
         _patching.restore_all()
-        del _views.bn_classes[:]
+        _views.bn_classes.clear()
         _status.clear()
 
 

@@ -14,12 +14,15 @@ before it runs.  So the same layer can be trainable for one compiled model and
 frozen inside another (the GAN pattern).  Outside any entry point, a layer's
 flag follows its own ``trainable`` each time it is called.
 """
+import contextlib
+import sys
 import weakref
 
 from . import _log, _state
 from ._context import ContextVar
+from .flavours import version_tuple
 
-bn_classes = []  # the BN classes whose call we wrap (filled by the flavours)
+bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by _install)
 
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
@@ -49,28 +52,65 @@ def _sublayers(layer):
     return children
 
 
-def compute_view(model):
-    """{bn_layer: frozen} for every BN layer reachable from ``model``.
+def reachable_layers(model):
+    """[(path, layer, frozen)] for every layer nested in ``model``, in the order first reached.
 
-    A layer reached through several paths counts as frozen only if it is frozen
-    on all of them, as Keras trains a weight reachable through any trainable path.
+    ``path`` names the layer through its enclosing models (``backbone/bn_conv1``).
+    ``frozen``: its own ``trainable`` is False or an enclosing model is not trainable.
+    A layer reached through several paths keeps its first path and counts as frozen
+    only if it is frozen on all of them, as Keras trains a weight reachable through
+    any trainable path.
     """
-    view = weakref.WeakKeyDictionary()
-    classes = tuple(bn_classes)
+    found = {}  # id(layer) -> [path, layer, frozen]
     seen = set()
 
-    def walk(layer, frozen_above):
+    def walk(layer, path, frozen_above):
         frozen = frozen_above or not getattr(layer, "trainable", True)
-        if classes and isinstance(layer, classes):
-            view[layer] = view.get(layer, True) and frozen
+        entry = found.get(id(layer))
+        if entry is None:
+            found[id(layer)] = [path, layer, frozen]
+        else:
+            entry[2] = entry[2] and frozen
         if (id(layer), frozen) in seen:
             return
         seen.add((id(layer), frozen))
         for child in _sublayers(layer):
-            walk(child, frozen)
+            name = str(getattr(child, "name", type(child).__name__))
+            walk(child, path + "/" + name if path else name, frozen)
 
-    walk(model, False)
+    walk(model, "", False)
+    return [tuple(entry) for entry in found.values() if entry[1] is not model]
+
+
+def compute_view(model):
+    """{bn_layer: frozen} for every patched BN layer reachable from ``model``."""
+    classes = tuple(bn_classes)
+    view = weakref.WeakKeyDictionary()
+    if classes:
+        for _, layer, frozen in reachable_layers(model):
+            if isinstance(layer, classes):
+                view[layer] = frozen
     return view
+
+
+def handled_by(layer):
+    """How a BN layer is run now: "patched" (held when frozen), "native" (Keras holds it
+    itself) or "unpatched" (frozen or not, plain Keras trains it with batch statistics)."""
+    for cls, flavour in bn_classes.items():
+        if isinstance(layer, cls):
+            if flavour.is_native(layer):
+                return "native"
+            return "patched" if _state.is_enabled() else "unpatched"
+    return "native" if _natively_frozen(layer) else "unpatched"
+
+
+def _natively_frozen(layer):
+    """For BN classes we did not patch (not installed): Keras 3, and the V2 class of TF >= 2.2."""
+    package = type(layer).__module__.split(".")[0]
+    if package == "keras" and version_tuple(getattr(sys.modules.get("keras"), "__version__", "")) >= (3,):
+        return True
+    tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
+    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and tf_version >= (2, 2)
 
 
 def _wanted(layer):
@@ -145,21 +185,31 @@ def decides_at_trace():
     return _retraces.get()
 
 
-def on_entry(wrapped, model, args, kwargs):
+@contextlib.contextmanager
+def running(model):
+    """Run BN layers as ``model``'s entry points do: flags written from its view, which
+    calls traced inside also see.  Yields the view."""
     view = _views.get(model)
     if view is None:  # never compiled (predict on a loaded or fresh model): its view now
         view = compute_view(model)
     _sync(view)
+    token = _active_view.set(view)
+    try:
+        yield view
+    finally:
+        _active_view.reset(token)
+
+
+def on_entry(wrapped, model, args, kwargs):
     # Only the outermost entry point may drop cached functions: inside fit(), Keras calls
     # self.train_function again after its nested evaluate().  Nested ones keep the flag.
     outermost = _active_view.get() is None
     retraces = _retraces.set(_drop_stale_functions(model) if outermost else False)
-    token = _active_view.set(view)
     try:
-        return wrapped(*args, **kwargs)
+        with running(model):
+            return wrapped(*args, **kwargs)
     finally:
         _retraces.reset(retraces)
-        _active_view.reset(token)
 
 
 ENTRY_POINTS = ("fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch",

@@ -3,6 +3,7 @@
 Used by the demo, diagnose tooling and the tests.  Imports Keras only when called.
 """
 import os
+import sys
 from collections import namedtuple
 
 from .flavours import version_tuple
@@ -36,7 +37,7 @@ def _load(name):
             return None
         return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, False)
     import tensorflow as tf
-    eager = tf.executing_eagerly()
+    eager = getattr(tf, "executing_eagerly", lambda: False)()  # TF 1.5 has no eager mode
     if name == "keras3":
         import keras
         if version_tuple(keras.__version__) < (3,):
@@ -57,6 +58,22 @@ def _load(name):
             bn = tf.keras.layers.BatchNormalization  # the V1 class in TF 1.x
         return KerasApi(name, tf.__version__, tf.keras, bn, eager)
     raise ValueError("unknown Keras flavour %r (expected keras, tf.keras, tf_keras or keras3)" % name)
+
+
+def for_model(model):
+    """The flavour ``model`` belongs to, from the Keras package its class comes from."""
+    for cls in type(model).__mro__:
+        package = cls.__module__.split(".")[0]
+        if cls.__name__ != "Model" or package not in ("keras", "tensorflow", "tensorflow_core", "tf_keras"):
+            continue
+        if package == "keras":
+            version = version_tuple(sys.modules["keras"].__version__)
+            name = "keras" if version < (2, 4) else "keras3" if version >= (3,) else "tf.keras"
+        else:
+            name = "tf_keras" if package == "tf_keras" else "tf.keras"
+        return load(name)
+    raise TypeError("model must be a Keras Model (functional, Sequential or subclassed), got %s"
+                    % type(model).__name__)
 
 
 def sgd(api, learning_rate):

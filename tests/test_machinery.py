@@ -253,7 +253,7 @@ class FakeModel(object):
 
 
 def test_view_follows_enclosing_models_and_all_paths(monkeypatch):
-    monkeypatch.setattr(_views, "bn_classes", [FakeBN])
+    monkeypatch.setattr(_views, "bn_classes", {FakeBN: None})
     own, nested, shared, free = FakeBN(False), FakeBN(), FakeBN(), FakeBN()
     frozen_inner = FakeModel([nested, shared], trainable=False)
     top = FakeModel([own, frozen_inner, shared, free])

@@ -41,6 +41,9 @@ class Keras2Flavour(object):
     def set_flag(self, variable, value):
         _backend().set_value(variable, float(value))
 
+    def is_native(self, layer):
+        return False  # no Keras 2.1-2.3 BN honours `trainable` by itself
+
 
 FLAVOUR = Keras2Flavour()
 

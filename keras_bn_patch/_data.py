@@ -1,0 +1,165 @@
+"""The data diagnose() and recalibrate() run a model on, checked and cut into batches.
+
+Accepted: a NumPy array (a list of arrays for a model with several inputs), a
+``keras.utils.Sequence``, a generator or iterator (with ``steps``: Keras generators
+never end), or a ``tf.data.Dataset``.  Elements of the last three may be ``x`` or
+``(x, y[, sample_weight])``; only ``x`` is used.  Recalibration runs over the data
+once per BN layer, so a one-shot generator is read once and its batches kept.
+"""
+import numpy as np
+
+DEFAULT_BATCH_SIZE = 32  # as Keras's own predict()
+
+
+def check_count(value, name, allow_none=True):
+    """A positive int (or None): anything else is a clear error naming the argument."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError("%s must be a positive int%s, got %r" % (name, " or None" if allow_none else "", value))
+    if value < 1:
+        raise ValueError("%s must be a positive int, got %d" % (name, value))
+    return int(value)
+
+
+def expected_shapes(api, model):
+    """[(None, 28, 28, 1), ...] per model input, or None when the model does not say (subclassed)."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    if api.name == "keras3":
+        return [tuple(tensor.shape) for tensor in inputs]
+    return [tuple(api.keras.backend.int_shape(tensor)) for tensor in inputs]
+
+
+def _as_arrays(x, name, shapes):
+    """``x`` as a list of numeric arrays, one per model input, checked against ``shapes``."""
+    parts = list(x) if isinstance(x, (list, tuple)) and shapes and len(shapes) > 1 else [x]
+    if shapes is not None and len(parts) != len(shapes):
+        raise ValueError("%s has %d input arrays; the model has %d inputs" % (name, len(parts), len(shapes)))
+    arrays = []
+    for index, part in enumerate(parts):
+        array = part if isinstance(part, np.ndarray) else np.asarray(part)
+        label = name if len(parts) == 1 else "%s[%d]" % (name, index)
+        if array.dtype.kind not in "fiub":
+            raise TypeError("%s must hold numbers, got dtype %s" % (label, array.dtype))
+        if array.ndim == 0 or array.shape[0] == 0:
+            raise ValueError("%s is empty: it has shape %s, with no samples" % (label, array.shape))
+        if shapes is not None:
+            expected = shapes[index]
+            if array.ndim != len(expected) or any(
+                    want is not None and want != got for want, got in zip(expected[1:], array.shape[1:])):
+                raise ValueError("%s has shape %s, but the model expects %s (None: any size)"
+                                 % (label, array.shape, expected))
+        arrays.append(array)
+    if len({array.shape[0] for array in arrays}) > 1:
+        raise ValueError("the arrays of %s hold different numbers of samples: %s"
+                         % (name, [array.shape[0] for array in arrays]))
+    return arrays
+
+
+def _x_of(element):
+    """``x`` of a generator/Sequence/Dataset element: ``x`` or ``(x, y[, w])``."""
+    if isinstance(element, tuple) and len(element) in (2, 3):
+        return element[0]
+    return element
+
+
+def _is_dataset(data):
+    return any(cls.__name__ in ("DatasetV2", "DatasetV1", "Dataset") and cls.__module__.startswith(
+        ("tensorflow.python.data", "tensorflow_core.python.data")) for cls in type(data).__mro__)
+
+
+class Batches(object):
+    """Re-iterable: each pass yields lists of arrays (one per model input), at most ``steps``."""
+
+    def __init__(self, api, model, data, batch_size=None, steps=None, name="data"):
+        self.name = name
+        self._api = api
+        self._shapes = expected_shapes(api, model)
+        self._steps = check_count(steps, "steps")
+        self._batch_size = check_count(batch_size, "batch_size") or DEFAULT_BATCH_SIZE
+        self._cached = None
+        if isinstance(data, (str, bytes)):
+            raise TypeError("%s must be data, not a %s (to use a file, load it first, e.g. with "
+                            "numpy.load)" % (name, type(data).__name__))
+        if isinstance(data, (np.ndarray, list, tuple)):
+            self._arrays = _as_arrays(data, name, self._shapes)
+            self._source = self._slices
+        elif _is_dataset(data):
+            self._data = data
+            self._source = self._dataset
+        elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # keras.utils.Sequence
+            if len(data) == 0:
+                raise ValueError("%s is empty: the Sequence has no batches" % name)
+            self._data = data
+            self._source = self._sequence
+        elif hasattr(data, "__next__") or hasattr(data, "__iter__"):
+            if self._steps is None and hasattr(data, "__next__"):
+                raise ValueError("steps is required when %s is a generator (Keras generators loop forever)" % name)
+            self._data = iter(data)
+            self._source = self._once
+        else:
+            raise TypeError("%s must be a NumPy array, a list of arrays, a keras Sequence, a generator "
+                            "or a tf.data.Dataset, got %s" % (name, type(data).__name__))
+
+    def __iter__(self):
+        count = 0
+        for batch in self._source():
+            if self._steps is not None and count >= self._steps:
+                return
+            yield batch
+            count += 1
+        if count == 0:
+            raise ValueError("%s is empty: it yielded no batch" % self.name)
+
+    def _checked(self, element):
+        return _as_arrays(_x_of(element), self.name, self._shapes)
+
+    def _slices(self):
+        for start in range(0, self._arrays[0].shape[0], self._batch_size):
+            yield [array[start:start + self._batch_size] for array in self._arrays]
+
+    def _sequence(self):
+        for index in range(len(self._data)):
+            yield self._checked(self._data[index])
+
+    def _once(self):
+        """A one-shot generator: read it once (``steps`` batches), then replay what it gave."""
+        if self._cached is None:
+            cached = []
+            for element in self._data:
+                cached.append(self._checked(element))
+                if self._steps is not None and len(cached) >= self._steps:
+                    break
+            self._cached = cached
+        return iter(self._cached)
+
+    def _dataset(self):
+        import tensorflow as tf
+        if self._api.eager:
+            for element in self._data:
+                yield self._checked(_numpy(element))
+            return
+        # TF 1 graph mode: a fresh one-shot iterator per pass, run in Keras's session.
+        make = getattr(self._data, "make_one_shot_iterator", None) or (
+            lambda: tf.compat.v1.data.make_one_shot_iterator(self._data))
+        next_element = make().get_next()
+        session = self._api.keras.backend.get_session()
+        while True:
+            try:
+                element = session.run(next_element)
+            except tf.errors.OutOfRangeError:
+                return
+            yield self._checked(element)
+
+
+def _numpy(element):
+    if isinstance(element, tuple):
+        return tuple(_numpy(part) for part in element)
+    if isinstance(element, list):
+        return [_numpy(part) for part in element]
+    return element.numpy() if hasattr(element, "numpy") else element

@@ -1,0 +1,148 @@
+"""diagnose(model, x): which BN layers make predict() differ from fit(), and what to do.
+
+For every BN layer (through nested models) the statistics of what it receives
+from ``x`` in inference mode are compared with its moving statistics, and the
+difference between its training-mode and inference-mode outputs on ``x`` is
+computed from them (see ``_bn_stats.distance``).  The whole model is run twice on
+``x``: BN layers in training mode (as this process would train them: held
+layers stay held), and in inference mode; every other layer (Dropout, ...) is in
+inference mode both times, so only BN can make the two differ.  Nothing about
+the model changes: eager training-mode runs update moving statistics, so every
+weight is put back afterwards.
+"""
+import numpy as np
+
+from . import _bn_stats, _data, _forward, _table, _views, keras_api
+
+DEFAULT_TOLERANCE = 0.2
+
+OK, HELD, NEEDS_PATCH, NEEDS_RECALIBRATION = "ok", "held", "needs patch", "needs recalibration"
+ADVICE = {
+    OK: "nothing to do",
+    HELD: "nothing to do: held frozen, fit() sees these statistics too (recalibrate only if the "
+          "model was fine-tuned without the patch)",
+    NEEDS_PATCH: "import keras_bn_patch (fit() normalizes this frozen layer with batch statistics); "
+                 "recalibrate if the model was already fine-tuned without it",
+    NEEDS_RECALIBRATION: "recalibrate: its moving statistics do not describe the data",
+}
+PROBLEMS = (NEEDS_PATCH, NEEDS_RECALIBRATION)
+
+
+def bn_layers(model):
+    """[(path, layer, frozen)] of every BN layer in ``model`` (any layer with moving statistics)."""
+    return [(path, layer, frozen) for path, layer, frozen in _views.reachable_layers(model)
+            if hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance")]
+
+
+class Report(object):
+    """What diagnose() found.  ``rows``: one dict per BN layer; ``model``: the whole model's
+    training-mode vs inference-mode comparison; ``healthy``, ``verdict``, ``advice``."""
+
+    def __init__(self, rows, model, tolerance):
+        self.rows, self.model, self.tolerance = rows, model, tolerance
+        problems = [row for row in rows if row["verdict"] in PROBLEMS]
+        self.healthy = not problems
+        self.verdict = "healthy" if self.healthy else "problems found"
+        if any(row["verdict"] == NEEDS_PATCH for row in rows):
+            self.advice = ("import keras_bn_patch before fine-tuning; if this model was already fine-tuned "
+                           "without it, keras_bn_patch.recalibrate(model, data)")
+        elif problems:
+            self.advice = "keras_bn_patch.recalibrate(model, data)"
+        elif any(row["verdict"] == HELD for row in rows):
+            self.advice = ("nothing to do if fine-tuned with the patch; if not, "
+                           "keras_bn_patch.recalibrate(model, data, layers='frozen')")
+        else:
+            self.advice = "nothing to do"
+
+    def to_dict(self):
+        return {"healthy": self.healthy, "verdict": self.verdict, "advice": self.advice,
+                "tolerance": self.tolerance, "model": self.model, "layers": self.rows}
+
+    def __str__(self):
+        if not self.rows:
+            return "No BatchNormalization layers: nothing to diagnose."
+        table = _table.format_table(
+            ("layer", "state", "handled by", "mean shift", "var ratio", "discrepancy", "verdict"),
+            [(r["path"], r["state"], r["handled_by"], r["mean_shift"], r["variance_ratio"],
+              r["discrepancy"], r["verdict"]) for r in self.rows])
+        lines = [table, ""]
+        if self.model is not None:
+            agreement = self.model["argmax_agreement"]
+            lines.append("Whole model on %d samples, BN in training vs inference mode: relative output "
+                         "difference %.3g%s." % (self.model["samples"], self.model["difference"],
+                                                 "" if agreement is None else
+                                                 ", same predicted class for %.1f%%" % (100 * agreement)))
+        lines.append("Verdict: %s (tolerance %g). Advice: %s." % (self.verdict, self.tolerance, self.advice))
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return "<keras_bn_patch diagnose report: %s, %d BN layers>" % (self.verdict, len(self.rows))
+
+
+def _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched):
+    if distance["discrepancy"] <= tolerance:
+        return OK
+    if not frozen:
+        return NEEDS_RECALIBRATION
+    if handled_by == "unpatched":
+        return NEEDS_PATCH
+    return NEEDS_RECALIBRATION if fine_tuned_unpatched else HELD
+
+
+def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
+    """Report, for each BN layer of ``model`` and for the whole model, how far training-mode
+    and inference-mode behaviour differ on ``x``, with a verdict and advice (see ``Report``).
+    ``x`` and ``steps``: as ``data`` and ``steps`` of recalibrate().
+
+    A frozen layer held by the patch or natively normalizes with its moving statistics in
+    fit() too, so statistics far from ``x`` are no problem there ("held")... unless the model
+    was already fine-tuned where that layer used batch statistics (plain Keras 2, TF < 2.2,
+    or a tf.compat.v1 layer, without the patch; a saved model loaded in TF >= 2.2 comes back
+    with native layers): say so with ``fine_tuned_unpatched=True``, and such layers count
+    as needing recalibration."""
+    api = keras_api.for_model(model)
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise ValueError("tolerance must be a positive number, got %r" % (tolerance,))
+    batches = _data.Batches(api, model, x, batch_size=batch_size, steps=steps, name="x")
+    found = bn_layers(model)
+    if not found:
+        return Report([], None, tolerance)
+    layers = [layer for _, layer, _ in found]
+    weights = model.get_weights() if api.eager else None
+    try:
+        with _views.running(model), _forward.errors_named("running the model on x"):
+            forward = _forward.Forward(api, model, layers)
+            moments = {layer: _bn_stats.Moments(layer) for layer in layers}
+            for batch in batches:
+                for layer, arrays in forward.inputs_of(batch, layers).items():
+                    for array in arrays:
+                        moments[layer].add(array)
+            # Inference first: eager training-mode calls update moving statistics as they go.
+            outputs = {bn_training: [forward.outputs(batch, bn_training)[0] for batch in batches]
+                       for bn_training in (False, True)}
+    finally:
+        if api.eager:  # training-mode BN calls updated moving statistics: put every weight back
+            model.set_weights(weights)
+    rows = []
+    for path, layer, frozen in found:
+        if moments[layer].count == 0:
+            continue  # not called by the model
+        handled_by = _views.handled_by(layer)
+        values = _bn_stats.layer_values(api, layer)
+        distance = _bn_stats.distance(moments[layer].mean, moments[layer].variance, values["moving_mean"],
+                                      values["moving_variance"], float(layer.epsilon), values["gamma"])
+        verdict = _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched)
+        rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by,
+                         verdict=verdict, advice=ADVICE[verdict], **distance))
+    return Report(rows, _compare(outputs[True], outputs[False]), tolerance)
+
+
+def _compare(training, inference):
+    training, inference = np.concatenate(training), np.concatenate(inference)
+    difference = np.sqrt(np.mean(np.square(training - inference)) /
+                         max(np.mean(np.square(inference - inference.mean(axis=0))), 1e-12))
+    agreement = None
+    if training.ndim == 2 and training.shape[1] > 1:
+        agreement = float(np.mean(training.argmax(axis=1) == inference.argmax(axis=1)))
+    return {"samples": int(training.shape[0]), "difference": float(difference), "argmax_agreement": agreement}

@@ -1,0 +1,320 @@
+"""diagnose() and recalibrate() (issue 4) against the real Keras of this environment.
+
+Expected statistics are computed here with NumPy from the data and the layers'
+own weights, independently of the package's accumulation code.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import keras_bn_patch
+from keras_bn_patch import _demo, keras_api
+from conftest import run_python
+from test_saving import formats
+
+RNG = np.random.RandomState(7)
+X = (RNG.normal(size=(200, 8)) * 3 + 5).astype("float32")  # far from the initial moving stats (0, 1)
+
+
+def value(api, variable):
+    return np.asarray(keras_api.get_value(api, variable), dtype="float64")
+
+
+def nested_model(api):
+    """backbone (bn_in -> dense -> bn_mid) nested in a model with a Dropout and a head."""
+    layers, models = api.keras.layers, api.keras.models
+    inputs = layers.Input((8,))
+    hidden = layers.Dense(16, name="dense")(api.bn(name="bn_in")(inputs))
+    backbone = models.Model(inputs, api.bn(name="bn_mid")(hidden), name="backbone")
+    outer = layers.Input((8,))
+    output = layers.Dense(2, activation="softmax", name="head")(layers.Dropout(0.5)(backbone(outer)))
+    return models.Model(outer, output), backbone
+
+
+def inference_bn(api, layer, inputs):
+    """What a BN layer outputs in inference mode, in NumPy from its current weights."""
+    gamma = value(api, layer.gamma) if layer.gamma is not None else 1.0
+    beta = value(api, layer.beta) if layer.beta is not None else 0.0
+    return (inputs - value(api, layer.moving_mean)) / np.sqrt(
+        value(api, layer.moving_variance) + layer.epsilon) * gamma + beta
+
+
+def assert_statistics(api, layer, inputs):
+    np.testing.assert_allclose(value(api, layer.moving_mean), inputs.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(value(api, layer.moving_variance), inputs.var(axis=0), rtol=1e-5, atol=1e-5)
+
+
+def test_recalibrate_sets_exact_statistics_layer_by_layer_and_nothing_else(api):
+    model, backbone = nested_model(api)
+    bn_in, bn_mid, dense = (backbone.get_layer(name) for name in ("bn_in", "bn_mid", "dense"))
+    config, before = model.to_json(), [value(api, w) for w in model.weights]
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+
+    assert [row["path"] for row in summary.rows] == ["backbone/bn_in", "backbone/bn_mid"]
+    assert summary.rows[0]["values_seen"] == 200
+    assert summary.rows[0]["mean_shift"] > 1  # the initial statistics (0, 1) were far off
+    x64 = X.astype("float64")
+    assert_statistics(api, bn_in, x64)
+    # bn_mid sees what inference gives it: dense(bn_in with its *new* statistics)
+    kernel, bias = (np.asarray(w, dtype="float64") for w in dense.get_weights())
+    assert_statistics(api, bn_mid, inference_bn(api, bn_in, x64).dot(kernel) + bias)
+    moving = {id(layer.moving_mean) for layer in (bn_in, bn_mid)} | {id(layer.moving_variance)
+                                                                     for layer in (bn_in, bn_mid)}
+    changed = {id(w) for w, old in zip(model.weights, before) if not np.array_equal(old, value(api, w))}
+    assert changed == moving
+    assert model.to_json() == config  # the model itself is unchanged (no new nodes saved)
+    report = keras_bn_patch.diagnose(model, X)
+    assert report.healthy and max(row["discrepancy"] for row in report.rows) < 1e-4
+
+
+def test_recalibrate_chooses_layers_by_state_and_name(api):
+    model, backbone = nested_model(api)
+    bn_in, bn_mid = backbone.get_layer("bn_in"), backbone.get_layer("bn_mid")
+    backbone.trainable = False  # frozen as a whole: both BN layers are frozen in the model's view
+    before = model.get_weights()
+    assert keras_bn_patch.recalibrate(model, X, layers="trainable", verbose=0).rows == []
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    summary = keras_bn_patch.recalibrate(model, X, layers=["bn_mid"], verbose=0)
+    assert [row["path"] for row in summary.rows] == ["backbone/bn_mid"]
+    assert np.array_equal(value(api, bn_in.moving_mean), np.zeros(8))  # untouched
+    summary = keras_bn_patch.recalibrate(model, X, layers="frozen", verbose=0)
+    assert [row["path"] for row in summary.rows] == ["backbone/bn_in", "backbone/bn_mid"]
+    assert_statistics(api, bn_in, X.astype("float64"))
+
+
+def test_sequential_model(api):
+    layers = api.keras.layers
+    model = api.keras.models.Sequential([layers.Dense(4, input_shape=(8,)), api.bn(name="bn"), layers.Dense(2)])
+    keras_bn_patch.recalibrate(model, X, verbose=0)
+    kernel, bias = (np.asarray(w, dtype="float64") for w in model.layers[0].get_weights())
+    assert_statistics(api, model.get_layer("bn"), X.astype("float64").dot(kernel) + bias)
+    assert [row["path"] for row in keras_bn_patch.diagnose(model, X).rows] == ["bn"]
+
+
+def test_every_kind_of_data_gives_the_same_statistics(api):
+    model, backbone = nested_model(api)
+    initial = model.get_weights()
+    keras_bn_patch.recalibrate(model, X, batch_size=50, verbose=0)
+    expected = model.get_weights()
+
+    class Batches(api.keras.utils.Sequence):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return X[index * 50:(index + 1) * 50], np.zeros((50, 2))
+
+    def generator():
+        while True:  # as Keras generators do: never ends
+            for start in range(0, 200, 50):
+                yield X[start:start + 50], np.zeros((50, 2))
+
+    sources = [("Sequence", Batches(), None), ("generator", generator(), 4)]
+    if api.name != "keras" or api.keras.backend.backend() == "tensorflow":  # graph mode too
+        import tensorflow as tf
+        sources.append(("Dataset", tf.data.Dataset.from_tensor_slices(X).batch(50), None))
+    for name, data, steps in sources:
+        model.set_weights(initial)
+        keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0)
+        for a, b in zip(expected, model.get_weights()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def small_resnet(api):
+    """One residual block with BN; dense on Theano, which cannot compile convolutions without
+    a C++ compiler (as on CI)."""
+    layers = api.keras.layers
+    inputs = layers.Input((12, 12, 3))
+    dense = api.name == "keras" and api.keras.backend.backend() == "theano"
+    features = (lambda: layers.Dense(8)) if dense else (lambda: layers.Conv2D(8, 3, padding="same"))
+    hidden = layers.Flatten()(inputs) if dense else inputs
+    hidden = layers.Activation("relu")(api.bn()(features()(hidden)))
+    branch = api.bn()(features()(hidden))
+    hidden = layers.Activation("relu")(layers.add([hidden, branch]))
+    if not dense:
+        hidden = layers.GlobalAveragePooling2D()(hidden)
+    return api.keras.models.Model(inputs, layers.Dense(3, activation="softmax")(hidden))
+
+
+SEED = 2  # every flavour shows the trap with it; the dense (Theano) variant does not with most seeds
+
+
+def zero_debiased(api):
+    """Keras 2.1.6-2.2.x on TF average moving statistics with zero_debias=True: after a few
+    updates they are already the mean of the batch statistics seen, not near their start,
+    so the brief-training trap may not appear there (it did in some runs, not in others)."""
+    if api.name != "keras" or api.keras.backend.backend() != "tensorflow":
+        return False
+    import inspect
+    return "zero_debias=True" in inspect.getsource(api.keras.backend.moving_average_update)
+
+
+def test_three_images_predicted_right_after_recalibration(api):
+    """The issue's case: a BN ResNet fits 3 images, predict() is wrong until recalibrated."""
+    rng = np.random.RandomState(SEED)
+    images = rng.uniform(0, 255, size=(3, 12, 12, 3)).astype("float32")  # raw pixels
+    labels = np.eye(3, dtype="float32")
+    model = small_resnet(api)
+    model.set_weights([_demo.glorot(rng, w.shape) if w.ndim > 1 else w for w in model.get_weights()])
+    model.compile(api.keras.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["accuracy"])
+    fitted = 0
+    for _ in range(100):  # train briefly: until training mode has fitted all three 3 times running
+        fitted = fitted + 1 if model.train_on_batch(images, labels)[1] == 1.0 else 0
+        if fitted == 3:
+            break
+    assert fitted == 3  # training mode (batch statistics) fits all three
+    report = keras_bn_patch.diagnose(model, images)
+    print(report)
+    if not zero_debiased(api):
+        assert not report.healthy and report.model["argmax_agreement"] < 1
+        assert list(model.predict(images).argmax(axis=1)) != [0, 1, 2]
+    keras_bn_patch.recalibrate(model, images, verbose=0)
+    assert list(model.predict(images).argmax(axis=1)) == [0, 1, 2]
+    assert keras_bn_patch.diagnose(model, images).healthy
+
+
+def fine_tuned_without_the_patch(api):
+    """The demo's frozen backbone with a head fine-tuned on shifted data in plain Keras."""
+    setup = _demo.Setup(api)
+    with keras_bn_patch.disabled():
+        history = setup.fine_tune(api)
+    return setup.model, setup.x, setup.y, history[_demo.accuracy_key(history)][-1]
+
+
+def accuracy(model, x, y):
+    return float(np.mean(model.predict(x).argmax(axis=1) == y.argmax(axis=1)))
+
+
+def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
+    model, x, y, train_accuracy = fine_tuned_without_the_patch(api)
+    path = str(tmp_path / "fine_tuned.h5")
+    model.save(path)
+    np.save(str(tmp_path / "x.npy"), x)
+    loaded = api.keras.models.load_model(path, compile=False)
+    broken = accuracy(loaded, x, y)
+
+    with keras_bn_patch.disabled():
+        report = keras_bn_patch.diagnose(loaded, x)
+    print(report)
+    frozen = [row for row in report.rows if row["state"] == "frozen"]
+    assert [row["path"] for row in frozen] == ["backbone_bn_0", "backbone_bn_1"]
+    cli = ["-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "x.npy"), "--flavour", api.name,
+           "--json"]
+    if api.name == "keras3":  # Keras 3 holds frozen BN itself: the trap never happened
+        assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
+        assert run_python(*cli, check=False).returncode == 0
+        assert abs(broken - train_accuracy) < 0.05
+        return
+    if all(row["handled_by"] == "native" for row in frozen):
+        # TF >= 2.2 loads the saved layers as its native class: held from now on, but the
+        # head was fitted to batch statistics. The caller knows; the file does not.
+        assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
+        report = keras_bn_patch.diagnose(loaded, x, fine_tuned_unpatched=True)
+        expected, cli = "needs recalibration", cli + ["--fine-tuned-unpatched"]
+    else:
+        assert all(row["handled_by"] == "unpatched" for row in frozen)
+        expected = "needs patch"
+        assert "import keras_bn_patch" in report.advice
+    assert not report.healthy and [row["verdict"] for row in report.rows] == [expected] * 2
+    assert "Verdict: problems found" in str(report)
+    process = run_python(*cli, check=False)
+    assert process.returncode == 1 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
+    assert broken < train_accuracy - 0.1  # the trap: predict() far below what fit() reported
+
+    patched_view = keras_bn_patch.diagnose(loaded, x)  # the patch holds them: fit() agrees with predict()
+    assert patched_view.healthy and {row["verdict"] for row in patched_view.rows if row["state"] == "frozen"} \
+        == {"held"}
+    keras_bn_patch.recalibrate(loaded, x, layers="frozen", verbose=0)
+    repaired = accuracy(loaded, x, y)
+    print("fit() %.3f, predict() before %.3f, after recalibrate %.3f" % (train_accuracy, broken, repaired))
+    assert repaired > train_accuracy - 0.03
+    with keras_bn_patch.disabled():
+        assert keras_bn_patch.diagnose(loaded, x).healthy
+
+
+def test_cli_usage_errors_exit_2(api, tmp_path):
+    np.save(str(tmp_path / "x.npy"), X)
+    (tmp_path / "not_a_model.h5").write_text("hello")
+    args = ["-m", "keras_bn_patch", "diagnose"]
+    missing = run_python(*args + [str(tmp_path / "nope.h5"), "--data", str(tmp_path / "x.npy")], check=False)
+    assert missing.returncode == 2 and "no model file" in missing.stderr
+    garbage = run_python(*args + [str(tmp_path / "not_a_model.h5"), "--data", str(tmp_path / "x.npy"),
+                                  "--flavour", api.name], check=False)
+    assert garbage.returncode == 2 and "cannot load a model from" in garbage.stderr
+    assert "Traceback" not in garbage.stderr
+    no_data = run_python(*args + [str(tmp_path / "not_a_model.h5"), "--data", str(tmp_path / "no.npy")],
+                         check=False)
+    assert no_data.returncode == 2 and "no data file" in no_data.stderr
+    usage = run_python(*args, check=False)
+    assert usage.returncode == 2 and "--data" in usage.stderr
+
+
+def test_cli_healthy_model_exits_0_and_status_prints(api, tmp_path):
+    model, _ = nested_model(api)
+    keras_bn_patch.recalibrate(model, X, verbose=0)
+    np.savez(str(tmp_path / "data.npz"), x=X, y=np.zeros(200))
+    for name in formats(api):
+        path = str(tmp_path / name)
+        if name == "saved_model":
+            model.save(path, save_format="tf")
+        else:
+            model.save(path)
+        process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "data.npz"),
+                             "--flavour", api.name, check=False)
+        if name == "saved_model" and api.version.startswith("2.1."):
+            # TF 2.1 cannot load this SavedModel as a Keras model (it revives a subclassed
+            # Model without `call`): a usage error naming it, not a traceback
+            assert process.returncode == 2 and "cannot load a model from" in process.stderr
+            assert "implement a `call` method" in process.stderr
+            continue
+        assert process.returncode == 0, process.stderr[-2000:]
+        assert "backbone/bn_mid" in process.stdout and "Verdict: healthy" in process.stdout, name
+    status = run_python("-m", "keras_bn_patch", "status", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)
+
+
+def test_bad_input_is_named_and_changes_nothing(api):
+    model, backbone = nested_model(api)
+    before = model.get_weights()
+    cases = [
+        (lambda: keras_bn_patch.diagnose([model], X), TypeError, "model must be a Keras Model"),
+        (lambda: keras_bn_patch.diagnose(model, X[:, :5]), ValueError, "x has shape (200, 5), but the model expects"),
+        (lambda: keras_bn_patch.diagnose(model, X[:0]), ValueError, "x is empty"),
+        (lambda: keras_bn_patch.diagnose(model, np.array([["a"] * 8])), TypeError, "x must hold numbers"),
+        (lambda: keras_bn_patch.diagnose(model, "x.npy"), TypeError, "x must be data, not a str"),
+        (lambda: keras_bn_patch.diagnose(model, X, batch_size=0), ValueError, "batch_size must be a positive int"),
+        (lambda: keras_bn_patch.diagnose(model, X, tolerance=-1), ValueError, "tolerance must be a positive"),
+        (lambda: keras_bn_patch.recalibrate(model, X, layers="some"), ValueError, "layers must be 'all'"),
+        (lambda: keras_bn_patch.recalibrate(model, X, layers=["bn_nope"]), ValueError,
+         "no BN layer named 'bn_nope'; its BN layers are: backbone/bn_in, backbone/bn_mid"),
+        (lambda: keras_bn_patch.recalibrate(model, X, layers=3), TypeError, "layers must be"),
+        (lambda: keras_bn_patch.recalibrate(model, X, steps="2"), TypeError, "steps must be a positive int"),
+        (lambda: keras_bn_patch.recalibrate(model, X, verbose=5), ValueError, "verbose must be 0, 1 or 2"),
+        (lambda: keras_bn_patch.recalibrate(model, iter([X]), verbose=0), ValueError, "steps is required"),
+        (lambda: keras_bn_patch.recalibrate(model, 12, verbose=0), TypeError, "data must be a NumPy array"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error) as raised:
+            call()
+        assert message in str(raised.value)
+
+    def failing_midway():
+        yield X[:50]
+        yield X[50:100]
+        raise RuntimeError("the disk went away")
+
+    with pytest.raises(ValueError) as raised:  # bn_in is recalibrated before the second pass fails
+        keras_bn_patch.recalibrate(model, failing_midway(), steps=4, verbose=0)
+    assert "RuntimeError: the disk went away" in str(raised.value)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_a_model_without_bn_gives_an_empty_report(api):
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    model = api.keras.models.Model(inputs, layers.Dense(2)(inputs))
+    report = keras_bn_patch.diagnose(model, X)
+    assert report.rows == [] and report.healthy and "No BatchNormalization layers" in str(report)
+    assert json.loads(json.dumps(report.to_dict()))["layers"] == []
+    assert keras_bn_patch.recalibrate(model, X, verbose=0).rows == []
