@@ -44,7 +44,9 @@ FLAVOURS = {
                           {"TF_USE_LEGACY_KERAS": "1"}, "tf_keras"),
     "keras3": ("3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3"),
 }
-TEST_DEPS = ["pytest"]
+TEST_DEPS = ["pytest", "hypothesis"]
+# Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
+ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # Benchmarks (issue 3): accuracy on the classic legacy stack; speed there (graph mode) and
 # with the V1 class under tf.function.  session: (flavour, runs the accuracy benchmark)
 BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
@@ -79,10 +81,11 @@ def _run_env(flavour_session, **extra):
 def _flavour_session(name, python, expected):
     @nox.session(name=name, python=python)
     def run(session):
-        _install_flavour(session, name, *TEST_DEPS)
+        _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
         try:
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs,
-                        env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0"))
+                        env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0",
+                                     KBP_EXPECT_ZOOS="1" if name in ZOOS else "0"))
         finally:
             _delete_venv(session)
 

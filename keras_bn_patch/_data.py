@@ -46,7 +46,9 @@ def _as_arrays(x, name, shapes):
         label = name if len(parts) == 1 else "%s[%d]" % (name, index)
         if array.dtype.kind not in "fiub":
             raise TypeError("%s must hold numbers, got dtype %s" % (label, array.dtype))
-        if array.ndim == 0 or array.shape[0] == 0:
+        if array.ndim == 0:
+            raise ValueError("%s must be an array of samples, got a scalar (%r)" % (label, array.item()))
+        if array.shape[0] == 0:
             raise ValueError("%s is empty: it has shape %s, with no samples" % (label, array.shape))
         if shapes is not None:
             expected = shapes[index]

@@ -82,7 +82,7 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     Returns a ``Summary`` of how far each layer's statistics moved.
     """
     api = keras_api.for_model(model)
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+    if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError("verbose must be 0, 1 or 2, got %r" % (verbose,))
     batches = _data.Batches(api, model, data, batch_size=batch_size, steps=steps, name="data")
     found = _diagnose.bn_layers(model)

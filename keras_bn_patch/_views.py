@@ -27,9 +27,13 @@ bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
 _active_view = ContextVar("keras_bn_patch_active_view", default=None)
-# True inside an entry point of a model whose traced train function we can drop (below).
+# True inside an entry point of a model whose traced functions we swap on toggles (below).
 _retraces = ContextVar("keras_bn_patch_retraces", default=False)
 _enabled_at_trace = weakref.WeakKeyDictionary()  # model -> the switch when its functions were traced
+# {switch: the model's functions traced with that switch}, kept in the model's own __dict__
+# (a global dict would keep every model alive: the functions refer to it) and set without
+# its __setattr__, so Keras does not track it as part of the model.
+_PUT_ASIDE = "_keras_bn_patch_put_aside"
 
 
 class _Flag(object):
@@ -153,34 +157,44 @@ def release_all():
 
 def on_compile(wrapped, model, args, kwargs):
     result = wrapped(*args, **kwargs)
+    vars(model).pop(_PUT_ASIDE, None)  # traced for the previous compile: never to come back
     _views[model] = view = compute_view(model)
     _sync(view)
     return result
 
 
-def _drop_stale_functions(model):
+_TRACED = ("train_function", "test_function", "predict_function")
+
+
+def _swap_traced_functions(model):
     """Whether BN calls traced in this entry point may decide in Python (see ``decides_at_trace``).
 
     Keras of TF >= 2.2 (and tf_keras) traces its train/test/predict functions once and
     caches them in ``model.train_function`` etc. (``compile()`` clears them).  A trace
-    that decided from the switch goes stale when the switch flips: then drop them, and
-    Keras traces anew.  The view itself only changes at ``compile()``.  Older Keras has
-    no such cache to drop.
+    that decided from the switch goes stale when the switch flips: then the model's
+    functions are put aside under the switch they were traced with, and those traced
+    with the switch as it is now come back (or none, and Keras traces anew).  So
+    toggling back and forth traces each state once: no retrace per toggle, and memory
+    holds at most two sets.  The view itself only changes at ``compile()``, which also
+    forgets the sets put aside.  Older Keras has no such cache.
     """
     if not hasattr(model, "make_train_function"):
         return False
     enabled = _state.is_enabled()
-    if _enabled_at_trace.get(model, enabled) != enabled:
-        for name in ("train_function", "test_function", "predict_function"):
-            if getattr(model, name, None) is not None:
-                setattr(model, name, None)
+    traced_with = _enabled_at_trace.get(model, enabled)
+    if traced_with != enabled:
+        aside = vars(model).setdefault(_PUT_ASIDE, {})
+        aside[traced_with] = [getattr(model, name, None) for name in _TRACED]
+        for name, function in zip(_TRACED, aside.pop(enabled, [None] * len(_TRACED))):
+            if getattr(model, name, None) is not function:
+                setattr(model, name, function)
     _enabled_at_trace[model] = enabled
     return True
 
 
 def decides_at_trace():
-    """True when a BN call being traced now is inside an entry point that retraces on toggles:
-    it can then be traced with its decision as a constant, like a hand-written
+    """True when a BN call being traced now is inside an entry point that swaps its traces
+    on toggles: it can then be traced with its decision as a constant, like a hand-written
     ``training=False`` (no runtime flag, no conditional, no momentum-1.0 update)."""
     return _retraces.get()
 
@@ -201,10 +215,10 @@ def running(model):
 
 
 def on_entry(wrapped, model, args, kwargs):
-    # Only the outermost entry point may drop cached functions: inside fit(), Keras calls
+    # Only the outermost entry point may swap cached functions: inside fit(), Keras calls
     # self.train_function again after its nested evaluate().  Nested ones keep the flag.
     outermost = _active_view.get() is None
-    retraces = _retraces.set(_drop_stale_functions(model) if outermost else False)
+    retraces = _retraces.set(_swap_traced_functions(model) if outermost else False)
     try:
         with running(model):
             return wrapped(*args, **kwargs)

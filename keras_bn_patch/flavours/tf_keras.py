@@ -99,7 +99,7 @@ def make_bn_call(flavour):
         import tensorflow as tf
         flag = _views.flag_for(layer, flavour)
         # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
-        # a TF 2 entry point that retraces on toggles: no extra ops, as fast as hand-written.
+        # a TF 2 entry point that swaps its traces on toggles: no extra ops, as fast as hand-written.
         if tf.executing_eagerly() or (_views.decides_at_trace() and _tracing_tf_function(tf)):
             return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
                 else wrapped(*args, **kwargs)
