@@ -78,6 +78,7 @@ def test_recalibrate_chooses_layers_by_state_and_name(api):
     summary = keras_bn_patch.recalibrate(model, X, layers=["bn_mid"], verbose=0)
     assert [row["path"] for row in summary.rows] == ["backbone/bn_mid"]
     assert np.array_equal(value(api, bn_in.moving_mean), np.zeros(8))  # untouched
+    assert not np.array_equal(value(api, bn_mid.moving_mean), np.zeros(16))  # recalibrated
     summary = keras_bn_patch.recalibrate(model, X, layers="frozen", verbose=0)
     assert [row["path"] for row in summary.rows] == ["backbone/bn_in", "backbone/bn_mid"]
     assert_statistics(api, bn_in, X.astype("float64"))
