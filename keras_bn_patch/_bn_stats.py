@@ -7,6 +7,8 @@ the data rather than estimate them from a sample.
 """
 import numpy as np
 
+from . import keras_api
+
 
 def _axes(layer, ndim):
     axis = layer.axis
@@ -48,15 +50,13 @@ class Moments(object):
 def layer_values(api, layer):
     """{moving_mean, moving_variance, gamma (ones without scale)} as flat float64 arrays."""
     def value(variable):
-        if api.name == "keras3":
-            return np.asarray(variable.numpy())
-        return np.asarray(api.keras.backend.get_value(variable))
+        return np.asarray(keras_api.get_value(api, variable)).astype("float64").ravel()
 
-    mean = value(layer.moving_mean).astype("float64").ravel()
+    mean = value(layer.moving_mean)
     gamma = getattr(layer, "gamma", None)
     return {"moving_mean": mean,
-            "moving_variance": value(layer.moving_variance).astype("float64").ravel(),
-            "gamma": np.ones_like(mean) if gamma is None else value(gamma).astype("float64").ravel()}
+            "moving_variance": value(layer.moving_variance),
+            "gamma": np.ones_like(mean) if gamma is None else value(gamma)}
 
 
 def distance(mean, variance, moving_mean, moving_variance, epsilon, gamma):

@@ -35,7 +35,10 @@ def accuracy_key(history):
 
 
 class Setup(object):
-    """A pretrained backbone, frozen after it was built, and a new head on it (not yet fine-tuned)."""
+    """A pretrained backbone, frozen after it was built, and a new head on it (not yet fine-tuned).
+
+    reset() puts back these weights, so each arm of a comparison starts from the same ones.
+    """
 
     def __init__(self, api, epochs=5, verbose=0, out=print):
         layers, models = api.keras.layers, api.keras.models
@@ -64,6 +67,7 @@ class Setup(object):
         self.model = models.Model(inputs, self.head(self.backbone.layers[-1].output))
         self.head_init = [glorot(rng, w.shape) if w.ndim == 2 else w for w in self.head.get_weights()]
         self.bn_layers = [layer for layer in self.backbone.layers if isinstance(layer, api.bn)]
+        self.reset()
 
     def reset(self):
         """The pretrained backbone and the head's initial weights."""
@@ -71,8 +75,7 @@ class Setup(object):
         self.head.set_weights(self.head_init)
 
     def fine_tune(self, api, epochs=5, verbose=0):
-        """Fine-tune the head from its initial weights, as the switch now says; returns fit's history."""
-        self.reset()
+        """Fine-tune the head from the current weights, as the switch now says; returns fit's history."""
         self.model.compile(keras_api.sgd(api, 0.01), "categorical_crossentropy", metrics=["accuracy"])
         return self.model.fit(self.x, self.y, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False).history
 

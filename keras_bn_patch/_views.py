@@ -199,15 +199,20 @@ def decides_at_trace():
     return _retraces.get()
 
 
-@contextlib.contextmanager
-def running(model):
-    """Run BN layers as ``model``'s entry points do: flags written from its view, which
-    calls traced inside also see.  Yields the view."""
+def _enter(model):
+    """Make ``model``'s view the active one, its flags written; returns (view, reset token)."""
     view = _views.get(model)
     if view is None:  # never compiled (predict on a loaded or fresh model): its view now
         view = compute_view(model)
     _sync(view)
-    token = _active_view.set(view)
+    return view, _active_view.set(view)
+
+
+@contextlib.contextmanager
+def running(model):
+    """Run BN layers as ``model``'s entry points do: flags written from its view, which
+    calls traced inside also see.  Yields the view."""
+    view, token = _enter(model)
     try:
         yield view
     finally:
@@ -217,11 +222,15 @@ def running(model):
 def on_entry(wrapped, model, args, kwargs):
     # Only the outermost entry point may swap cached functions: inside fit(), Keras calls
     # self.train_function again after its nested evaluate().  Nested ones keep the flag.
+    # Plain try/finally rather than running(): this is on every train_on_batch step.
     outermost = _active_view.get() is None
     retraces = _retraces.set(_swap_traced_functions(model) if outermost else False)
     try:
-        with running(model):
+        _, token = _enter(model)
+        try:
             return wrapped(*args, **kwargs)
+        finally:
+            _active_view.reset(token)
     finally:
         _retraces.reset(retraces)
 
