@@ -55,7 +55,19 @@ REPORT_DEPS = ["numpy", "matplotlib"]
 QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
 # `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
-nox.options.sessions = list(FLAVOURS) + ["machinery"] + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
+TEST_SESSIONS = list(FLAVOURS) + ["machinery"]
+# KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
+# halves at once (one per core), then the quick benchmarks alone; the halves are balanced
+# by the sessions' measured times (install + tests, about 20 minutes each).
+SHARD_2 = {"keras216", "keras224-theano", "tfkeras21", "tfkeras24", "keras215", "tfkeras221-legacy",
+           "keras3", "machinery"}
+_shard = os.environ.get("KBP_SHARD")
+if _shard not in (None, "1", "2"):
+    raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
+if _shard:
+    nox.options.sessions = [name for name in TEST_SESSIONS if (name in SHARD_2) == (_shard == "2")]
+else:
+    nox.options.sessions = TEST_SESSIONS + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
 
 
 def _install_flavour(session, flavour_session, *extra):
@@ -83,7 +95,9 @@ def _flavour_session(name, python, expected):
     def run(session):
         _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
         try:
-            session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs,
+            # test_machinery.py (fake Keras, no flavour) runs in the machinery sessions
+            session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--ignore=tests/test_machinery.py", *session.posargs,
                         env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0",
                                      KBP_EXPECT_ZOOS="1" if name in ZOOS else "0"))
         finally:

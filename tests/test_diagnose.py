@@ -11,7 +11,7 @@ import pytest
 import keras_bn_patch
 from keras_bn_patch import _demo, keras_api
 from conftest import run_python
-from test_saving import formats
+from unpatched_process import save_every_format
 
 RNG = np.random.RandomState(7)
 X = (RNG.normal(size=(200, 8)) * 3 + 5).astype("float32")  # far from the initial moving stats (0, 1)
@@ -255,12 +255,7 @@ def test_cli_healthy_model_exits_0_and_status_prints(api, tmp_path):
     model, _ = nested_model(api)
     keras_bn_patch.recalibrate(model, X, verbose=0)
     np.savez(str(tmp_path / "data.npz"), x=X, y=np.zeros(200))
-    for name in formats(api):
-        path = str(tmp_path / name)
-        if name == "saved_model":
-            model.save(path, save_format="tf")
-        else:
-            model.save(path)
+    for name, path in save_every_format(api, model, tmp_path):
         process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "data.npz"),
                              "--flavour", api.name, check=False)
         if name == "saved_model" and api.version.startswith("2.1."):

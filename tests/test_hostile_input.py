@@ -26,7 +26,7 @@ _models = {}
 
 
 @pytest.mark.parametrize("function, argument", ARGUMENTS)
-@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(value=VALUES)
 def test_hostile_argument_is_named_and_changes_nothing(api, function, argument, value):
     if _models.get("api") is not api:  # one model per test case (the fixture clears the session after)

@@ -4,6 +4,9 @@ The fakes only have the names the installer looks for; they stand for no Keras
 behaviour.  Each import-order scenario runs in a fresh interpreter.
 """
 import asyncio
+import itertools
+import json
+import os
 import sys
 import textwrap
 import threading
@@ -12,7 +15,7 @@ import pytest
 
 import keras_bn_patch
 from keras_bn_patch import _views
-from conftest import run_python
+from conftest import TESTS, run_python
 
 FAKE_KERAS = {
     "keras/__init__.py": "from . import backend, layers, engine\n__version__ = %(version)r\n",
@@ -151,6 +154,23 @@ def test_an_error_inside_a_hook_is_logged_never_raised(fake_keras):
         print("OK")
     """)
     assert out.strip().endswith("OK")
+
+
+# Every order of the six steps in which keras_bn_patch is imported before its functions are
+# called: 6! / 5 = 144, each in a fresh interpreter, checked after every step (import_walk.py).
+CALLS = ("install", "uninstall", "enable", "disable")
+EVERY_ORDER = [order for order in itertools.permutations(("keras", "patch") + CALLS)
+               if order.index("patch") < min(order.index(call) for call in CALLS)]
+FAKE_TARGETS = ["keras.layers.normalization:BatchNormalization.call", "keras.engine.training:Model.fit",
+                "keras.engine.training:Model.compile", "keras.backend:normalize_batch_in_training"]
+
+
+@pytest.mark.parametrize("order", EVERY_ORDER, ids="-".join)
+def test_every_order_of_import_install_uninstall_enable_disable(fake_keras, order):
+    setup = {"keras": "import keras", "targets": FAKE_TARGETS, "patched": True, "flavour": None}
+    out = run_python(os.path.join(TESTS, "import_walk.py"), json.dumps(setup), *order,
+                     env={"PYTHONPATH": fake_keras() + ":" + ":".join(p for p in sys.path if p)}).stdout
+    assert out.split()[-2:] == ["OK", "6"], out
 
 
 def test_environment_variable_turns_the_import_into_a_no_op(fake_keras):

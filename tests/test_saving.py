@@ -1,35 +1,26 @@
 """Saving never breaks: h5 everywhere, SavedModel (TF 2 legacy Keras), .keras (Keras 3).
 
-A model with a frozen, patched BN layer is saved by a patched process and
-loaded again there and in a fresh process where the patch installed nothing
-(KERAS_BN_PATCH=0): identical predictions and the same ``trainable`` in both
-(False, except in TF 2 SavedModels, which revive BN layers trainable).
-Loaded frozen, the layer behaves frozen in the patched process.
+Both ways across the boundary: a model with a frozen BN layer saved by this
+patched process loads in a fresh process where the patch installed nothing
+(KERAS_BN_PATCH=0, tests/unpatched_process.py), and one saved there loads here.
+Either way: bit-identical predictions and weights, the same ``trainable`` as
+plain Keras gives it (False, except in TF 2 SavedModels, which revive BN layers
+trainable), and the same BN class (TF 2 would revive a layer whose saved config
+it could not deserialize).  Loaded and frozen, the layer behaves frozen here.
+The h5 file's config itself is compared with plain Keras's in test_untouched.py.
 """
+import os
+
 import numpy as np
 import pytest
 
 from keras_bn_patch import keras_api
-from conftest import run_python
+from conftest import TESTS, run_python
 from test_contract import X, Y, moving_stats, scalar
+from unpatched_process import formats, load, read_expected, same_arrays, save_every_format, write_expected
 
-LOAD_ELSEWHERE = """
-import sys, numpy as np
-from keras_bn_patch import keras_api
-api = keras_api.load(sys.argv[1])
-model = api.keras.models.load_model(sys.argv[2], compile=api.name != "keras3")
-print(float(np.abs(model.predict(np.load(sys.argv[3])) - np.load(sys.argv[4])).max()),
-      model.get_layer("saved_bn").trainable)
-"""
-
-
-def formats(api):
-    if api.name == "keras3":
-        return ["model.keras", "model.h5"]
-    found = ["model.h5"]
-    if api.eager:
-        found.append("saved_model")  # TF 2: the SavedModel directory format
-    return found
+UNPATCHED = os.path.join(TESTS, "unpatched_process.py")
+NO_PATCH = {"KERAS_BN_PATCH": "0"}  # the import installs nothing: plain Keras
 
 
 @pytest.fixture
@@ -44,34 +35,51 @@ def frozen_model(api):
     return model
 
 
-def test_saved_models_load_with_and_without_the_patch(api, frozen_model, tmp_path):
-    expected = frozen_model.predict(X)
-    np.save(str(tmp_path / "x.npy"), X)
-    np.save(str(tmp_path / "expected.npy"), expected)
-    for name in formats(api):
-        path = str(tmp_path / name)
-        if name == "saved_model":
-            frozen_model.save(path, save_format="tf")
-        else:
-            frozen_model.save(path)
-        # Keras 3.15 cannot deserialize its own compiled "mse"; TF 2.1 cannot predict with a
-        # SavedModel loaded uncompiled: both plain-Keras limits, so load as each one can.
-        loaded = api.keras.models.load_model(path, compile=api.name != "keras3")
-        assert np.array_equal(loaded.predict(X), expected), name
+def is_revived(layer):
+    # TF 2.1 revives a SavedModel as generic layers running their saved functions: no BN
+    # class is left for Keras or the patch to act on (README, Caveats).
+    return "RevivedLayer" in [klass.__name__ for klass in type(layer).__mro__]
+
+
+def assert_loaded_as_saved(api, loaded, name, x, predictions, weights):
+    """Bit-identical predictions and weights; frozen (but in TF 2 SavedModels, which revive BN
+    layers trainable by themselves); and, frozen after loading in this patched process, held
+    with its statistics untouched."""
+    assert np.array_equal(loaded.predict(x), predictions), name
+    assert same_arrays(loaded.get_weights(), weights), name
+    bn = loaded.get_layer("saved_bn")
+    if name != "saved_model":
+        assert bn.trainable is False, name
+    if is_revived(bn):
+        assert api.version.startswith("2.1."), type(bn)
+        return
+    bn.trainable = False
+    loaded.compile(keras_api.sgd(api, 0.0), "mse")
+    before = moving_stats(api, [bn])
+    inference = scalar(loaded.test_on_batch(X, Y))
+    assert abs(scalar(loaded.train_on_batch(X, Y)) - inference) < 1e-5, name
+    assert all(np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn]))), name
+
+
+def test_saved_with_the_patch_loads_without_it(api, frozen_model, tmp_path):
+    write_expected(tmp_path, frozen_model, X, {})
+    expected = read_expected(tmp_path)[1]
+    for name, path in save_every_format(api, frozen_model, tmp_path):
+        loaded = load(api, path)
         bn = loaded.get_layer("saved_bn")
-        out = run_python(LOAD_ELSEWHERE, api.name, path, str(tmp_path / "x.npy"),
-                         str(tmp_path / "expected.npy"), env={"KERAS_BN_PATCH": "0"}).stdout.split()
-        assert out[-2:] == ["0.0", str(bn.trainable)], (name, out)  # as plain Keras loads it
-        if name != "saved_model":  # TF 2 SavedModels revive BN with trainable=True by themselves
-            assert bn.trainable is False, name
-        if "RevivedLayer" in [klass.__name__ for klass in type(bn).__mro__]:
-            # TF 2.1 revives a SavedModel as generic layers running their saved functions: no BN
-            # class is left for Keras or the patch to act on (README, Caveats).
-            assert api.version.startswith("2.1."), type(bn)
-            continue
-        bn.trainable = False
-        loaded.compile(keras_api.sgd(api, 0.0), "mse")  # frozen after loading, patched process
-        before = moving_stats(api, [bn])
-        inference = scalar(loaded.test_on_batch(X, Y))
-        assert abs(scalar(loaded.train_on_batch(X, Y)) - inference) < 1e-5, name
-        assert all(np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn]))), name
+        out = run_python(UNPATCHED, api.name, "load", path, str(tmp_path), env=NO_PATCH).stdout.split()
+        # plain Keras: identical predictions and weights, and the same trainable and BN class
+        # as here (TF 2 would revive a layer whose saved config it could not deserialize)
+        assert out[-4:] == ["0.0", "True", str(bn.trainable), type(bn).__name__], (name, out)
+        assert_loaded_as_saved(api, loaded, name, X, expected, frozen_model.get_weights())
+
+
+def test_saved_without_the_patch_loads_with_it(api, tmp_path):
+    run_python(UNPATCHED, api.name, "save", str(tmp_path), env=NO_PATCH)
+    x, predictions, weights, loaded_there = read_expected(tmp_path)
+    assert sorted(loaded_there) == sorted(formats(api))
+    for name in formats(api):
+        loaded = load(api, str(tmp_path / name))
+        bn = loaded.get_layer("saved_bn")
+        assert [bn.trainable, type(bn).__name__] == loaded_there[name], name  # as plain Keras loads it
+        assert_loaded_as_saved(api, loaded, name, x, predictions, weights)
