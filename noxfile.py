@@ -127,6 +127,9 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             session.run("python", "benchmarks/speed.py", "--flavour", flavour, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+            if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
+                session.run("python", "benchmarks/op_profile.py",
+                            "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
         finally:
             _delete_venv(session)
 
