@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-FLAVOURS = ["keras", "tf.keras", "tf_keras", "keras3"]
+from .keras_api import FLAVOURS
 
 
 def main(argv=None):

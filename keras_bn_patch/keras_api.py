@@ -11,11 +11,13 @@ from .flavours import version_tuple
 # name: "keras" (standalone 2.1-2.3), "tf.keras", "tf_keras", "keras3"
 # keras: the module with .layers/.models/.backend/.optimizers; bn: the BN class that is not native
 KerasApi = namedtuple("KerasApi", "name version keras bn eager")
+# Every flavour name, in the order a legacy script would find them when none is named.
+FLAVOURS = ("keras", "tf_keras", "tf.keras", "keras3")
 
 
 def load(name=None):
     """The Keras flavour ``name``, or the one a legacy script would get (standalone keras first)."""
-    names = [name] if name else ["keras", "tf_keras", "tf.keras", "keras3"]
+    names = [name] if name else FLAVOURS
     errors = []
     for candidate in names:
         try:
