@@ -16,20 +16,17 @@ import pytest
 
 from keras_bn_patch import keras_api
 from conftest import TESTS, run_python
-from test_contract import X, Y, moving_stats, scalar
-from unpatched_process import formats, load, read_expected, same_arrays, save_every_format, write_expected
+from test_contract import X, Y, moving_stats, train_minus_test_loss
+from unpatched_process import (formats, frozen_model, load, read_expected, same_arrays, save_every_format,
+                               write_expected)
 
 UNPATCHED = os.path.join(TESTS, "unpatched_process.py")
 NO_PATCH = {"KERAS_BN_PATCH": "0"}  # the import installs nothing: plain Keras
 
 
 @pytest.fixture
-def frozen_model(api):
-    layers = api.keras.layers
-    inputs = layers.Input((8,))
-    bn = api.bn(name="saved_bn")
-    model = api.keras.models.Model(inputs, layers.Dense(2)(bn(layers.Dense(16)(inputs))))
-    bn.trainable = False
+def fine_tuned(api):
+    model = frozen_model(api)
     model.compile(keras_api.sgd(api, 1e-4), "mse")
     model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
     return model
@@ -56,22 +53,21 @@ def assert_loaded_as_saved(api, loaded, name, x, predictions, weights):
     bn.trainable = False
     loaded.compile(keras_api.sgd(api, 0.0), "mse")
     before = moving_stats(api, [bn])
-    inference = scalar(loaded.test_on_batch(X, Y))
-    assert abs(scalar(loaded.train_on_batch(X, Y)) - inference) < 1e-5, name
+    assert abs(train_minus_test_loss(loaded)) < 1e-5, name
     assert all(np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn]))), name
 
 
-def test_saved_with_the_patch_loads_without_it(api, frozen_model, tmp_path):
-    write_expected(tmp_path, frozen_model, X, {})
+def test_saved_with_the_patch_loads_without_it(api, fine_tuned, tmp_path):
+    write_expected(tmp_path, fine_tuned, X, {})
     expected = read_expected(tmp_path)[1]
-    for name, path in save_every_format(api, frozen_model, tmp_path):
+    for name, path in save_every_format(api, fine_tuned, tmp_path):
         loaded = load(api, path)
         bn = loaded.get_layer("saved_bn")
         out = run_python(UNPATCHED, api.name, "load", path, str(tmp_path), env=NO_PATCH).stdout.split()
         # plain Keras: identical predictions and weights, and the same trainable and BN class
         # as here (TF 2 would revive a layer whose saved config it could not deserialize)
         assert out[-4:] == ["0.0", "True", str(bn.trainable), type(bn).__name__], (name, out)
-        assert_loaded_as_saved(api, loaded, name, X, expected, frozen_model.get_weights())
+        assert_loaded_as_saved(api, loaded, name, X, expected, fine_tuned.get_weights())
 
 
 def test_saved_without_the_patch_loads_with_it(api, tmp_path):

@@ -9,8 +9,8 @@ usage: python unpatched_process.py FLAVOUR save DIR
            loads PATH and prints the largest |prediction - DIR/expected.npz's|, whether
            every weight equals DIR/expected.npz's, the BN layer's trainable and its class
 
-test_saving.py runs it to cross the patched / unpatched boundary both ways and
-imports ``save_every_format`` from it.
+test_saving.py runs it to cross the patched / unpatched boundary both ways; it and
+test_diagnose.py import its helpers, so both processes build, save and load alike.
 """
 import json
 import os
@@ -39,6 +39,16 @@ def save_every_format(api, model, directory):
             model.save(path)
         saved.append((name, path))
     return saved
+
+
+def frozen_model(api):
+    """The model both processes fine-tune and save: dense -> BN "saved_bn", frozen -> dense."""
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    bn = api.bn(name="saved_bn")
+    model = api.keras.models.Model(inputs, layers.Dense(2)(bn(layers.Dense(16)(inputs))))
+    bn.trainable = False
+    return model
 
 
 def same_arrays(first, second):
@@ -72,13 +82,9 @@ def _main(flavour, mode, path, directory=None):
     from keras_bn_patch import keras_api  # KERAS_BN_PATCH=0: the import installs nothing
     api = keras_api.load(flavour)
     if mode == "save":
-        layers = api.keras.layers
         rng = np.random.RandomState(11)
         x = (rng.normal(size=(32, 8)) * 4 + 20).astype("float32")
-        inputs = layers.Input((8,))
-        bn = api.bn(name="saved_bn")
-        model = api.keras.models.Model(inputs, layers.Dense(2)(bn(layers.Dense(16)(inputs))))
-        bn.trainable = False
+        model = frozen_model(api)
         model.compile(keras_api.sgd(api, 1e-4), "mse")  # natively frozen BN (Keras 3) passes x ~ 20
         model.fit(x, rng.normal(size=(32, 2)).astype("float32"), epochs=2, batch_size=8, verbose=0)
         assert np.isfinite(model.predict(x)).all(), "the fine-tuned model diverged"
