@@ -1,4 +1,4 @@
-"""The version matrix: one nox session per Keras flavour (DESIGN.md section 2).
+"""The version matrix: one nox session per Keras flavour (README, "Supported versions").
 
 Interpreters come from pyenv (``$(pyenv root)/versions/*/bin``); a missing
 interpreter or a failed install fails the run (``error_on_missing_interpreters``).

@@ -26,13 +26,17 @@ on the training data, validation accuracy, and the mean per-epoch curves.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
 import numpy as np
 
 import keras_bn_patch
-from keras_bn_patch import keras_api
+from keras_bn_patch.tools import keras_api
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from helpers import reproducible  # noqa: E402  (shared with the tests: not part of the package)
 
 ARMS = ("unpatched", "patched", "ideal")
 # The target task's preprocessing, applied to 0-1 pixels.
@@ -130,7 +134,7 @@ def fresh_session(api):
     variables: without them a last-bit difference grows over a run into a different
     accuracy, which would hide whether patched == ideal."""
     api.keras.backend.clear_session()
-    keras_api.reproducible(api)
+    reproducible(api)
 
 
 def pretrain(api, x, y, seed, epochs):

@@ -15,7 +15,7 @@ import collections
 import numpy as np
 
 import speed
-from keras_bn_patch import keras_api
+from keras_bn_patch.tools import keras_api
 
 
 def op_times(model, x, y, steps):

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import keras_bn_patch
-from keras_bn_patch import keras_api
+from keras_bn_patch.tools import keras_api
 
 BATCH, SIZE, CHANNELS = 32, 32, 32
 

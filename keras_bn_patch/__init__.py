@@ -7,8 +7,8 @@ updates them.  Nothing else changes.
 """
 import os
 
-from ._install import install, is_installed, status, uninstall
-from ._state import disable, disabled, enable, enabled, is_enabled
+from .core.install import install, is_installed, status, uninstall
+from .core.switch import disable, disabled, enable, enabled, is_enabled
 
 __version__ = "0.1.0"
 __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enabled",
@@ -19,16 +19,16 @@ __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enab
 def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
     """Which BN layers make ``model`` predict differently from how it trains on ``x``: a report
     (``print(report)``, ``report.to_dict()``).  tolerance: the largest harmless discrepancy (0.2).
-    See ``keras_bn_patch._diagnose.diagnose``."""
-    from ._diagnose import diagnose
+    See ``keras_bn_patch.tools.diagnose.diagnose``."""
+    from .tools.diagnose import diagnose
     return diagnose(model, x, batch_size=batch_size, tolerance=tolerance,
                     fine_tuned_unpatched=fine_tuned_unpatched, steps=steps)
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1):
     """Set the chosen BN layers' moving statistics to the exact statistics of ``data``; returns
-    a summary of how far they moved.  See ``keras_bn_patch._recalibrate``."""
-    from ._recalibrate import recalibrate
+    a summary of how far they moved.  See ``keras_bn_patch.tools.recalibrate``."""
+    from .tools.recalibrate import recalibrate
     return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose)
 
 

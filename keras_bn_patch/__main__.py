@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from .keras_api import FLAVOURS
+from .tools.keras_api import FLAVOURS
 
 
 def main(argv=None):
@@ -38,7 +38,7 @@ def main(argv=None):
 
     import keras_bn_patch
     if args.command == "status":
-        from . import keras_api
+        from .tools import keras_api
         for name in ("keras", "tf_keras", "tf.keras", "keras3"):
             try:
                 keras_api.load(name)
@@ -57,7 +57,7 @@ def main(argv=None):
         return _diagnose(args)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1, got %d" % args.epochs)
-    from . import _demo
+    from . import demo as _demo
     result = _demo.run(args.flavour, epochs=args.epochs)
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -83,7 +83,7 @@ def _load_data(path):
 
 
 def _load_model(path, flavour):
-    from . import keras_api
+    from .tools import keras_api
     if not os.path.exists(path):
         raise ValueError("no model file %s" % path)
     api = keras_api.load(flavour)

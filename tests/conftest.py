@@ -11,7 +11,6 @@ import sys
 import pytest
 
 ALL_FLAVOURS = ("keras", "tf.keras", "tf_keras", "keras3")
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def expected_flavours():
@@ -20,7 +19,7 @@ def expected_flavours():
         return [name for name in listed.split(",") if name]
     found = []
     for name in ALL_FLAVOURS:
-        code = "import keras_bn_patch.keras_api as k; k.load(%r)" % name
+        code = "import keras_bn_patch.tools.keras_api as k; k.load(%r)" % name
         if subprocess.call([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL) == 0:
             found.append(name)
@@ -38,22 +37,9 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def api(flavour):
     import keras_bn_patch  # noqa: F401  (installs, as a user's script would)
-    from keras_bn_patch import keras_api
+    from keras_bn_patch.tools import keras_api
     loaded = keras_api.load(flavour)  # ImportError here fails the test: never a silent skip
     yield loaded
     keras_bn_patch.enable()
     if hasattr(loaded.keras.backend, "clear_session"):  # not in Theano's backend
         loaded.keras.backend.clear_session()
-
-
-def run_python(code, *args, env=None, check=True):
-    """Run ``code`` in a fresh interpreter of this venv: a script path, "-m", or inline source."""
-    environment = dict(os.environ, **(env or {}))
-    is_script = code == "-m" or code.endswith(".py")
-    command = [sys.executable] + ([code] if is_script else ["-c", code]) + list(args)
-    process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             universal_newlines=True, env=environment, cwd=TESTS)
-    if check and process.returncode != 0:
-        raise AssertionError("subprocess failed (%d):\n%s\n%s" % (process.returncode, process.stdout,
-                                                                 process.stderr[-4000:]))
-    return process

@@ -1,4 +1,4 @@
-"""The contract (DESIGN.md section 1) against the real Keras of this environment.
+"""The contract (README, "What frozen means") against the real Keras of this environment.
 
 "Training mode equals inference mode" is measured at model level, so it holds
 for the view of the model being trained: with a zero learning rate,
@@ -10,21 +10,8 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import keras_api
-
-RNG = np.random.RandomState(42)
-X = (RNG.normal(size=(32, 8)) * 4 + 20).astype("float32")  # far from the moving stats (0, 1)
-Y = np.eye(2, dtype="float32")[RNG.randint(0, 2, 32)]
-X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other statistics
-
-
-def scalar(value):
-    return float(np.ravel(value)[0])
-
-
-def moving_stats(api, layers):
-    return [keras_api.get_value(api, w).copy() for layer in layers
-            for w in (layer.moving_mean, layer.moving_variance)]
+from keras_bn_patch.tools import keras_api
+from helpers import X, X_SOURCE, Y, moving_stats, scalar, train_minus_test_loss
 
 
 def build_backbone(api, prefix):
@@ -41,12 +28,6 @@ def head_on(api, inputs, tensor, prefix):
     model = api.keras.models.Model(inputs, output)
     model.compile(keras_api.sgd(api, 0.0), "mse")
     return model
-
-
-def train_minus_test_loss(model, x=X, y=Y):
-    """Training-mode minus inference-mode loss, both before the step's own updates."""
-    inference = scalar(model.test_on_batch(x, y))
-    return scalar(model.train_on_batch(x, y)) - inference
 
 
 def assert_held(api, model, bn_layers, unpatched_gap_expected=True):
@@ -252,7 +233,7 @@ def test_trainable_batchnorm_still_learns_its_statistics(api):
 
 
 def test_status_names_this_flavour(api):
-    from keras_bn_patch.flavours import version_tuple
+    from keras_bn_patch.core.versions import version_tuple
     status = keras_bn_patch.status()
     label = {"keras3": "keras"}.get(api.name, api.name)
     if api.name == "keras3":

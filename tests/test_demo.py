@@ -2,7 +2,7 @@
 import json
 import sys
 
-from conftest import run_python
+from helpers import run_python
 
 
 def test_demo_shows_the_trap_and_the_fix(flavour):
@@ -19,6 +19,6 @@ def test_demo_shows_the_trap_and_the_fix(flavour):
     else:
         assert unpatched["train_acc"] - unpatched["eval_acc"] > 0.1
         assert patched["eval_acc"] > unpatched["eval_acc"] + 0.05
-    from keras_bn_patch.flavours import version_tuple
+    from keras_bn_patch.core.versions import version_tuple
     if flavour == "keras" and version_tuple(result["version"]) < (2, 1, 3):
         assert unpatched["stats_moved"] > 0  # the bug of 2.1.0-2.1.2 that the patch also fixes

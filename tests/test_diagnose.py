@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import _demo, keras_api
-from conftest import run_python
-from unpatched_process import save_every_format
+from keras_bn_patch import demo as _demo
+from keras_bn_patch.tools import keras_api
+from helpers import run_python, save_every_format
 
 RNG = np.random.RandomState(7)
 X = (RNG.normal(size=(200, 8)) * 3 + 5).astype("float32")  # far from the initial moving stats (0, 1)

@@ -1,6 +1,6 @@
 """Import orders against the real Keras of this environment, each in a fresh interpreter.
 
-tests/import_walk.py runs one order of the steps and checks after every step;
+tests/scripts/import_walk.py runs one order of the steps and checks after every step;
 the walks below, together, take every step (install, uninstall, enable,
 disable) from every state (installed or not x enabled or not) both before and
 after Keras is imported, import Keras from each of those four states, and
@@ -8,15 +8,14 @@ import the patch before and after Keras.  test_machinery.py runs every order
 of the six steps on a fake Keras, under wrapt 1.x and 2.x.
 """
 import json
-import os
 
 import pytest
 
-from conftest import TESTS, run_python
+from helpers import run_python, script
 
 IMPORT = {"keras": "import keras", "tf.keras": "import tensorflow as tf; tf.keras.layers.Dense",
           "tf_keras": "import tf_keras", "keras3": "import keras"}
-WALK = os.path.join(TESTS, "import_walk.py")
+WALK = script("import_walk.py")
 # From (installed, enabled): every one of the four steps from each of the four states, back
 # to the start: a closed walk through all 16 (state, step) pairs.
 EVERY_STEP_FROM_EVERY_STATE = ("install enable disable install disable uninstall uninstall disable enable "
@@ -33,7 +32,7 @@ WALKS = {
 def walk_setup(api):
     """import_walk.py's setup for this flavour: every slot the patch wrapped in its packages
     here, and the BN class's ``call`` and ``Model.fit`` however it is patched."""
-    from keras_bn_patch import _patching
+    from keras_bn_patch.core import patching as _patching
 
     def owner_of(cls, name):
         return next(klass for klass in cls.__mro__ if name in vars(klass))

@@ -4,19 +4,15 @@ import resource
 import numpy as np
 
 import keras_bn_patch
-from keras_bn_patch import keras_api
-from test_contract import moving_stats, scalar
+from keras_bn_patch.tools import keras_api
+from helpers import frozen_model as small_frozen_model, moving_stats, scalar, tf1_session
 
 RNG = np.random.RandomState(5)
 STEPS = 30  # per thread / task: 240 steps by threads and 240 by tasks, each in its toggled block
 
 
 def frozen_model(api, learning_rate, **bn_options):
-    layers = api.keras.layers
-    inputs = layers.Input((8,))
-    bn = api.bn(name="long_bn", **bn_options)
-    model = api.keras.models.Model(inputs, layers.Dense(2)(bn(layers.Dense(8)(inputs))))
-    bn.trainable = False
+    model, bn = small_frozen_model(api, name="long_bn", width=8, **bn_options)
     model.compile(keras_api.sgd(api, learning_rate), "mse")
     return model, bn
 
@@ -29,14 +25,6 @@ def test_1000_frozen_steps_leave_the_statistics_bit_identical(api):
     assert np.isfinite(history.history["loss"][-1])
     for b, a in zip(before, moving_stats(api, [bn])):
         assert np.array_equal(a, b)
-
-
-def tf1_session(api):
-    """Keras's TF 1 session, or None in eager flavours and on Theano."""
-    if api.eager or api.name not in ("keras", "tf.keras") or (
-            api.name == "keras" and api.keras.backend.backend() != "tensorflow"):
-        return None
-    return api.keras.backend.get_session()
 
 
 def graph_size(api):

@@ -6,7 +6,6 @@ behaviour.  Each import-order scenario runs in a fresh interpreter.
 import asyncio
 import itertools
 import json
-import os
 import sys
 import textwrap
 import threading
@@ -14,8 +13,8 @@ import threading
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import _views
-from conftest import TESTS, run_python
+from keras_bn_patch.core import views as _views
+from helpers import run_python, script
 
 FAKE_KERAS = {
     "keras/__init__.py": "from . import backend, layers, engine\n__version__ = %(version)r\n",
@@ -168,7 +167,7 @@ FAKE_TARGETS = ["keras.layers.normalization:BatchNormalization.call", "keras.eng
 @pytest.mark.parametrize("order", EVERY_ORDER, ids="-".join)
 def test_every_order_of_import_install_uninstall_enable_disable(fake_keras, order):
     setup = {"keras": "import keras", "targets": FAKE_TARGETS, "patched": True, "flavour": None}
-    out = run_python(os.path.join(TESTS, "import_walk.py"), json.dumps(setup), *order,
+    out = run_python(script("import_walk.py"), json.dumps(setup), *order,
                      env={"PYTHONPATH": fake_keras() + ":" + ":".join(p for p in sys.path if p)}).stdout
     assert out.split()[-2:] == ["OK", "6"], out
 

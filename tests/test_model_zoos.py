@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import keras_api
-from test_contract import moving_stats, train_minus_test_loss
+from keras_bn_patch.tools import keras_api
+from helpers import moving_stats, train_minus_test_loss
 
 RNG = np.random.RandomState(11)
 X = (RNG.uniform(0, 255, size=(16, 32, 32, 3))).astype("float32")  # raw pixels: far from (0, 1)

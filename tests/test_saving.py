@@ -2,31 +2,28 @@
 
 Both ways across the boundary: a model with a frozen BN layer saved by this
 patched process loads in a fresh process where the patch installed nothing
-(KERAS_BN_PATCH=0, tests/unpatched_process.py), and one saved there loads here.
+(KERAS_BN_PATCH=0, tests/scripts/unpatched_process.py), and one saved there loads here.
 Either way: bit-identical predictions and weights, the same ``trainable`` as
 plain Keras gives it (False, except in TF 2 SavedModels, which revive BN layers
 trainable), and the same BN class (TF 2 would revive a layer whose saved config
 it could not deserialize).  Loaded and frozen, the layer behaves frozen here.
 The h5 file's config itself is compared with plain Keras's in test_untouched.py.
 """
-import os
 
 import numpy as np
 import pytest
 
-from keras_bn_patch import keras_api
-from conftest import TESTS, run_python
-from test_contract import X, Y, moving_stats, train_minus_test_loss
-from unpatched_process import (formats, frozen_model, load, read_expected, same_arrays, save_every_format,
-                               write_expected)
+from keras_bn_patch.tools import keras_api
+from helpers import (X, Y, formats, frozen_model, load, moving_stats, read_expected, run_python, same_arrays,
+                     save_every_format, script, train_minus_test_loss, write_expected)
 
-UNPATCHED = os.path.join(TESTS, "unpatched_process.py")
+UNPATCHED = script("unpatched_process.py")
 NO_PATCH = {"KERAS_BN_PATCH": "0"}  # the import installs nothing: plain Keras
 
 
 @pytest.fixture
 def fine_tuned(api):
-    model = frozen_model(api)
+    model, _ = frozen_model(api, name="saved_bn")
     model.compile(keras_api.sgd(api, 1e-4), "mse")
     model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
     return model

@@ -1,11 +1,11 @@
 """MirroredStrategy over 2 logical CPUs, and mixed precision (issue 5, point 4), each in a fresh
-interpreter (tests/distributed_run.py).  TF 2 flavours: standalone Keras 2 and TF 1 tf.keras
+interpreter (tests/scripts/distributed_run.py).  TF 2 flavours: standalone Keras 2 and TF 1 tf.keras
 have no Keras support for tf.distribute."""
 import json
 
 import pytest
 
-from conftest import run_python
+from helpers import run_python, script
 
 PLAIN_TF21_FAILURE = "`handle` is not available outside the replica context"
 
@@ -18,10 +18,10 @@ def test_mirrored_strategy_holds_frozen_layers_and_matches_one_device(api, preci
         # Plain TF 2.1 Keras cannot train a V1 BN layer under MirroredStrategy: the patch
         # must fail exactly as plain Keras does, and add nothing of its own.
         for env in ({}, {"KERAS_BN_PATCH": "0"}):
-            process = run_python("distributed_run.py", api.name, precision, env=env, check=False)
+            process = run_python(script("distributed_run.py"), api.name, precision, env=env, check=False)
             assert process.returncode != 0 and PLAIN_TF21_FAILURE in process.stderr, process.stderr[-2000:]
         return
-    result = json.loads(run_python("distributed_run.py", api.name, precision).stdout.splitlines()[-1])
+    result = json.loads(run_python(script("distributed_run.py"), api.name, precision).stdout.splitlines()[-1])
     for run in ("mirrored", "single"):
         assert result[run]["held_gap"] == 0.0  # training-mode loss == inference-mode loss
         assert result[run]["stats_moved"] == 0.0  # frozen statistics bit-identical after fit

@@ -13,19 +13,19 @@ import os
 import numpy as np
 import pytest
 
-from conftest import TESTS, run_python
+from helpers import run_python, script
 
 _cache = {}
 
 
 def dumps(flavour, tmp_path_factory):
-    """(plain, patched) dumps of tests/plain_run.py for this flavour, computed once."""
+    """(plain, patched) dumps of tests/scripts/plain_run.py for this flavour, computed once."""
     if flavour not in _cache:
         directory = tmp_path_factory.mktemp("untouched")
         result = []
         for mode in ("plain", "patched"):
             path = str(directory / (mode + ".npz"))
-            run_python(os.path.join(TESTS, "plain_run.py"), flavour, mode, path)
+            run_python(script("plain_run.py"), flavour, mode, path)
             with np.load(path) as data:
                 result.append({key: data[key] for key in data.files})
         _cache[flavour] = result
@@ -36,7 +36,7 @@ def _keras_with_reference_variables_only(flavour):
     if flavour != "keras" or "theano" in os.environ.get("KERAS_BACKEND", ""):
         return False
     import tensorflow as tf
-    from keras_bn_patch.flavours import version_tuple
+    from keras_bn_patch.core.versions import version_tuple
     return version_tuple(tf.__version__) < (1, 13)
 
 

@@ -9,8 +9,8 @@ V2 classes of flavours that honour ``trainable`` natively pass straight through.
 """
 import sys
 
-from .. import _views
-from . import version_tuple
+from .. import views
+from ..versions import version_tuple
 
 
 class TfKerasFlavour(object):
@@ -97,10 +97,10 @@ def make_bn_call(flavour):
         if static is not None and not static:
             return wrapped(*args, **kwargs)
         import tensorflow as tf
-        flag = _views.flag_for(layer, flavour)
+        flag = views.flag_for(layer, flavour)
         # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
         # a TF 2 entry point that swaps its traces on toggles: no extra ops, as fast as hand-written.
-        if tf.executing_eagerly() or (_views.decides_at_trace() and _tracing_tf_function(tf)):
+        if tf.executing_eagerly() or (views.decides_at_trace() and _tracing_tf_function(tf)):
             return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
                 else wrapped(*args, **kwargs)
         effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))

@@ -60,7 +60,7 @@ def check(step):
 def held():
     """Whether a frozen BN layer trains on its moving statistics (loss as in inference)."""
     import numpy as np  # here: the fake Keras walks stay fast without it
-    from keras_bn_patch import keras_api
+    from keras_bn_patch.tools import keras_api
     api = keras_api.load(setup["flavour"])
     layers = api.keras.layers
     inputs = layers.Input((4,))

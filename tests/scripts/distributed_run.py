@@ -13,7 +13,7 @@ config(tf.config.list_physical_devices("CPU")[0] if hasattr(tf.config, "list_phy
        else tf.config.experimental.list_physical_devices("CPU")[0], [device(), device()])
 
 import keras_bn_patch  # noqa: E402
-from keras_bn_patch import keras_api  # noqa: E402
+from keras_bn_patch.tools import keras_api  # noqa: E402
 
 api = keras_api.load(sys.argv[1])
 precision = sys.argv[2] if len(sys.argv) > 2 else "float32"

@@ -18,11 +18,11 @@ import contextlib
 import sys
 import weakref
 
-from . import _log, _state
-from ._context import ContextVar
-from .flavours import version_tuple
+from . import log, switch
+from .context import ContextVar
+from .versions import version_tuple
 
-bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by _install)
+bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by install)
 
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
@@ -104,7 +104,7 @@ def handled_by(layer):
         if isinstance(layer, cls):
             if flavour.is_native(layer):
                 return "native"
-            return "patched" if _state.is_enabled() else "unpatched"
+            return "patched" if switch.is_enabled() else "unpatched"
     return "native" if _natively_frozen(layer) else "unpatched"
 
 
@@ -118,7 +118,7 @@ def _natively_frozen(layer):
 
 
 def _wanted(layer):
-    if not _state.is_enabled():
+    if not switch.is_enabled():
         return False
     view = _active_view.get()
     if view is not None and layer in view:
@@ -138,7 +138,7 @@ def flag_for(layer, flavour):
 
 
 def _sync(view):
-    enabled = _state.is_enabled()
+    enabled = switch.is_enabled()
     for layer, frozen in list(view.items()):
         flag = _flags.get(layer)
         if flag is not None:
@@ -151,7 +151,7 @@ def release_all():
         try:
             flag.set(False)
         except Exception:  # its graph or session is gone (clear_session): nothing runs it any more
-            _log.logger().debug("keras_bn_patch: dropped the flag of %r", layer, exc_info=True)
+            log.logger().debug("keras_bn_patch: dropped the flag of %r", layer, exc_info=True)
         del _flags[layer]
 
 
@@ -180,7 +180,7 @@ def _swap_traced_functions(model):
     """
     if not hasattr(model, "make_train_function"):
         return False
-    enabled = _state.is_enabled()
+    enabled = switch.is_enabled()
     traced_with = _enabled_at_trace.get(model, enabled)
     if traced_with != enabled:
         aside = vars(model).setdefault(_PUT_ASIDE, {})

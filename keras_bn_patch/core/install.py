@@ -10,8 +10,9 @@ import warnings
 
 import wrapt
 
-from . import _log, _patching, _targets, _views
-from .flavours import keras2, tf_keras, version_tuple
+from . import log, patching, support, views
+from .flavours import keras2, tf_keras
+from .versions import version_tuple
 
 _lock = threading.RLock()
 _installed = False
@@ -26,7 +27,7 @@ def _record(label, version_of, state):
         _warned.add(label)
         message = "keras_bn_patch: %s %s is %s; it is left untouched" % (
             label, _version(version_of), state)
-        _log.logger().warning(message)
+        log.logger().warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
@@ -43,7 +44,7 @@ def _guarded(label, version_of, function):
             try:
                 function(module)
             except Exception as error:  # a hook must never break the user's import
-                _log.logger().exception("keras_bn_patch: could not patch %s", module.__name__)
+                log.logger().exception("keras_bn_patch: could not patch %s", module.__name__)
                 _record(label, version_of, "unsupported: error while patching %s: %r"
                         % (module.__name__, error))
     return hook
@@ -53,22 +54,22 @@ def _patch_models(module):
     model = getattr(module, "Model", None)
     if model is None:
         return
-    _patching.patch(model, "compile", _views.on_compile)
-    for name in _views.ENTRY_POINTS:
+    patching.patch(model, "compile", views.on_compile)
+    for name in views.ENTRY_POINTS:
         if hasattr(model, name):
-            _patching.patch(model, name, _views.on_entry)
+            patching.patch(model, name, views.on_entry)
 
 
 def _tf_keras_hook(family):
     flavour = tf_keras.TfKerasFlavour(family)
 
     def patch_bn(module):
-        names = [name for name in _targets.TF_KERAS_BN_CLASSES if hasattr(module, name)]
+        names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
         if not names:  # Keras 3: `call` checks `training and self.trainable` itself
             _record("keras", "keras", "native")
             return
-        owner = _patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
-        _views.bn_classes[owner] = flavour
+        owner = patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
+        views.bn_classes[owner] = flavour
         _record(family.label, family.version_of, flavour.state)  # known only once TF is imported
 
     return _guarded(family.label, family.version_of, patch_bn)
@@ -76,7 +77,7 @@ def _tf_keras_hook(family):
 
 def _patch_keras2(keras):
     version = version_tuple(getattr(keras, "__version__", ""))
-    low, high = _targets.KERAS2_SUPPORTED
+    low, high = support.KERAS2_SUPPORTED
     if version >= (3,):
         return  # Keras 3: reported by its module hook
     if version >= high:
@@ -85,23 +86,23 @@ def _patch_keras2(keras):
         _record("keras", "keras", "unsupported: keras < 2.1 has another BatchNormalization "
                 "(supported: standalone keras 2.1-2.3)")
         return
-    module_name, class_name = _targets.KERAS2_BN
+    module_name, class_name = support.KERAS2_BN
     __import__(module_name)
-    owner = _patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
-    _views.bn_classes[owner] = keras2.FLAVOUR
-    _patching.patch(sys.modules["keras.backend"], "normalize_batch_in_training",
+    owner = patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
+    views.bn_classes[owner] = keras2.FLAVOUR
+    patching.patch(sys.modules["keras.backend"], "normalize_batch_in_training",
                     keras2.normalize_batch_in_training)
-    if version < _targets.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
-        _patching.patch(sys.modules["keras.backend"], "moving_average_update",
+    if version < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
+        patching.patch(sys.modules["keras.backend"], "moving_average_update",
                         keras2.moving_average_update)
     _record("keras", "keras", "patched")
 
 
 def _hooks():
-    hooks = [(family.bn_module, _tf_keras_hook(family)) for family in _targets.TF_KERAS_FAMILIES]
-    hooks.append((_targets.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
+    hooks = [(family.bn_module, _tf_keras_hook(family)) for family in support.TF_KERAS_FAMILIES]
+    hooks.append((support.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
     hooks += [(name, _guarded(name, name.split(".")[0], _patch_models))
-              for name in _targets.MODEL_MODULES]
+              for name in support.MODEL_MODULES]
     return hooks
 
 
@@ -129,9 +130,9 @@ def uninstall():
         if not _installed:
             return
         _installed = False
-        _views.release_all()
-        _patching.restore_all()
-        _views.bn_classes.clear()
+        views.release_all()
+        patching.restore_all()
+        views.bn_classes.clear()
         _status.clear()
 
 

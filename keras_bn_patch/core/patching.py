@@ -8,7 +8,7 @@ still holds our wrapper (someone who patched on top of us keeps theirs).
 """
 import wrapt
 
-from . import _log
+from . import log
 
 _patches = {}  # (owner, name) -> (original, wrapper)
 
@@ -38,7 +38,7 @@ def restore_all():
         if vars(owner).get(name) is wrapper:
             setattr(owner, name, original)
         else:
-            _log.logger().warning("keras_bn_patch: %s.%s was replaced by someone else after we "
+            log.logger().warning("keras_bn_patch: %s.%s was replaced by someone else after we "
                                   "patched it; leaving it as it is",
                                   getattr(owner, "__name__", owner), name)
         del _patches[(owner, name)]

@@ -9,7 +9,8 @@ stops at the layer being measured).  Only ``moving_mean`` and
 ``moving_variance`` of the chosen layers change; if anything fails, every
 weight is put back.
 """
-from . import _bn_stats, _data, _diagnose, _forward, _table, keras_api
+from . import bn_stats as _bn_stats, data as _data, diagnose as _diagnose, forward as _forward, keras_api
+from . import table as _table
 
 SELECTIONS = ("all", "frozen", "trainable")
 

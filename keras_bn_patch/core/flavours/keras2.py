@@ -1,4 +1,4 @@
-"""Standalone Keras 2.1-2.3 (TensorFlow, Theano or CNTK backend).
+"""Standalone Keras 2.1-2.3 (TensorFlow or Theano backend; CNTK is not tested).
 
 These run in graph mode with a learning-phase placeholder.  The wrapper hands
 the original ``call`` ``training = learning phase AND NOT held`` as a tensor, so
@@ -14,13 +14,13 @@ On the TensorFlow backend the batch moments themselves are built inside a
 ``tf.cond`` on the same condition, so a held layer skips them at run time as a
 hand-written ``training=False`` layer does (Keras computes them outside its
 switch, so plain Keras pays for them even in inference-mode branches).
-Theano's and CNTK's switches evaluate both branches: nothing to save there.
+Theano's switch evaluates both branches: nothing to save there.
 """
 import collections
 import sys
 
-from .. import _views
-from .._context import ContextVar
+from .. import views
+from ..context import ContextVar
 
 # The BN call being built, for the backend functions it calls: its layer, and its
 # `effective` (train with batch statistics) and `held` conditions as tensors.
@@ -61,7 +61,7 @@ def bn_call(wrapped, layer, args, kwargs):
     phase = K.learning_phase() if training is None else training
     if _is_static_inference(phase):
         return wrapped(*args, **kwargs)
-    flag = _views.flag_for(layer, FLAVOUR).variable
+    flag = views.flag_for(layer, FLAVOUR).variable
     phase = float(phase) if isinstance(phase, (bool, int)) else K.cast(phase, "float32")
     # Training AND NOT held, as a tensor that works in every backend's switch.
     effective = K.greater(phase - flag, 0.5)

@@ -9,7 +9,8 @@ evaluate(): training looks good, evaluation on the very same data does not.
 """
 import numpy as np
 
-from . import _state, keras_api
+from .core import switch
+from .tools import keras_api
 
 FEATURES, HIDDEN, SAMPLES = 16, 32, 512
 
@@ -84,10 +85,10 @@ def run(flavour=None, epochs=5, verbose=1, out=print):
     api = keras_api.load(flavour)
     setup = Setup(api, epochs, verbose, out)
     results = {}
-    for arm, switch in (("unpatched", _state.disabled), ("patched", _state.enabled)):
+    for arm, toggle in (("unpatched", switch.disabled), ("patched", switch.enabled)):
         setup.reset()
         before = _moving_statistics(api, setup.bn_layers)
-        with switch():
+        with toggle():
             out("Fine-tuning the head on the shifted data, %s:" % arm)
             history = setup.fine_tune(api, epochs, verbose)
             evaluated = setup.model.evaluate(setup.x, setup.y, batch_size=128, verbose=0)

@@ -1,4 +1,4 @@
-"""One module per family of Keras whose BatchNormalization works alike."""
+"""Version strings as tuples: the bottom module every other one may import."""
 import re
 
 

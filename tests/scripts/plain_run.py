@@ -14,22 +14,25 @@ import sys
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import reproducible  # noqa: E402
+
 flavour, mode, out = sys.argv[1:4]
 if mode == "patched":
     import keras_bn_patch
-    from keras_bn_patch import keras_api
+    from keras_bn_patch.tools import keras_api
     frozen_context, trainable_context = keras_bn_patch.disabled, keras_bn_patch.enabled
 else:
     # keras_api is needed to find the flavour; load it without running the package's __init__.
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "keras_bn_patch")
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "keras_bn_patch")
     sys.modules["keras_bn_patch"] = type(sys)("keras_bn_patch")  # empty shell: nothing installed
     sys.modules["keras_bn_patch"].__path__ = [here]
-    from keras_bn_patch import keras_api
+    from keras_bn_patch.tools import keras_api
     import contextlib
     frozen_context = trainable_context = contextlib.suppress
 
 api = keras_api.load(flavour)
-keras_api.reproducible(api)  # one thread, resource variables: see its docstring
+reproducible(api)  # one thread, resource variables: see its docstring
 
 layers, models = api.keras.layers, api.keras.models
 rng = np.random.RandomState(7)

@@ -12,7 +12,8 @@ weight is put back afterwards.
 """
 import numpy as np
 
-from . import _bn_stats, _data, _forward, _table, _views, keras_api
+from ..core import views as _views
+from . import bn_stats as _bn_stats, data as _data, forward as _forward, keras_api, table as _table
 
 DEFAULT_TOLERANCE = 0.2
 

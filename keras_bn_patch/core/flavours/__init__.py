@@ -1,0 +1,1 @@
+"""One module per family of Keras whose BatchNormalization works alike."""

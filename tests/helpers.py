@@ -1,0 +1,142 @@
+"""What the tests, the scripts they run in fresh interpreters and the benchmarks share.
+
+Imports no Keras: each helper takes the ``api`` (``keras_bn_patch.tools.keras_api.load``)
+of the flavour under test.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(TESTS, "scripts")  # the programs tests run in fresh interpreters
+
+RNG = np.random.RandomState(42)
+X = (RNG.normal(size=(32, 8)) * 4 + 20).astype("float32")  # far from the moving stats (0, 1)
+Y = np.eye(2, dtype="float32")[RNG.randint(0, 2, 32)]
+X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other statistics
+
+
+def run_python(code, *args, env=None, check=True):
+    """Run ``code`` in a fresh interpreter of this venv: a script path, "-m", or inline source."""
+    environment = dict(os.environ, **(env or {}))
+    is_script = code == "-m" or code.endswith(".py")
+    command = [sys.executable] + ([code] if is_script else ["-c", code]) + list(args)
+    process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, env=environment, cwd=TESTS)
+    if check and process.returncode != 0:
+        raise AssertionError("subprocess failed (%d):\n%s\n%s" % (process.returncode, process.stdout,
+                                                                 process.stderr[-4000:]))
+    return process
+
+
+def script(name):
+    return os.path.join(SCRIPTS, name)
+
+
+def scalar(value):
+    return float(np.ravel(value)[0])
+
+
+def moving_stats(api, layers):
+    from keras_bn_patch.tools.keras_api import get_value  # imported late: see scripts/plain_run.py
+    return [get_value(api, w).copy() for layer in layers for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def train_minus_test_loss(model, x=X, y=Y):
+    """Training-mode minus inference-mode loss, both before the step's own updates."""
+    inference = scalar(model.test_on_batch(x, y))
+    return scalar(model.train_on_batch(x, y)) - inference
+
+
+def frozen_model(api, name="frozen_bn", width=16, **bn_options):
+    """(model, bn): dense(width) -> BN ``name``, frozen after it was built -> dense(2); not compiled."""
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    bn = api.bn(name=name, **bn_options)
+    model = api.keras.models.Model(inputs, layers.Dense(2)(bn(layers.Dense(width)(inputs))))
+    bn.trainable = False
+    return model, bn
+
+
+def tf1_session(api):
+    """Keras's TF 1 session, or None in eager flavours and on Theano."""
+    if api.eager or api.name not in ("keras", "tf.keras") or (
+            api.name == "keras" and api.keras.backend.backend() != "tensorflow"):
+        return None
+    return api.keras.backend.get_session()
+
+
+# Saving: the formats each flavour has, and the expectations a process leaves for another.
+def formats(api):
+    if api.name == "keras3":
+        return ["model.keras", "model.h5"]
+    found = ["model.h5"]
+    if api.eager:
+        found.append("saved_model")  # TF 2: the SavedModel directory format
+    return found
+
+
+def save_every_format(api, model, directory):
+    """[(format name, path)] of ``model`` saved in every format this flavour has."""
+    saved = []
+    for name in formats(api):
+        path = os.path.join(str(directory), name)
+        if name == "saved_model":
+            model.save(path, save_format="tf")
+        else:
+            model.save(path)
+        saved.append((name, path))
+    return saved
+
+
+def same_arrays(first, second):
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def load(api, path):
+    # Keras 3.15 cannot deserialize its own compiled "mse"; TF 2.1 cannot predict with a
+    # SavedModel loaded uncompiled: both plain-Keras limits, so load as each one can.
+    return api.keras.models.load_model(path, compile=api.name != "keras3")
+
+
+def write_expected(directory, model, x, loaded_as):
+    """DIR/x.npy and DIR/expected.npz: predictions on x, weights, and ``loaded_as``
+    ({format: [trainable, class name] of the BN layer as loaded back here})."""
+    np.save(os.path.join(str(directory), "x.npy"), x)
+    weights = {"weight%d" % i: w for i, w in enumerate(model.get_weights())}
+    np.savez(os.path.join(str(directory), "expected.npz"), predict=model.predict(x),
+             loaded_as=np.asarray(json.dumps(loaded_as)), **weights)
+
+
+def read_expected(directory):
+    """(x, predictions, weights, loaded_as) as write_expected left them."""
+    with np.load(os.path.join(str(directory), "expected.npz")) as expected:
+        count = sum(key.startswith("weight") for key in expected.files)
+        return (np.load(os.path.join(str(directory), "x.npy")), expected["predict"],
+                [expected["weight%d" % i] for i in range(count)], json.loads(str(expected["loaded_as"])))
+
+
+def reproducible(api):
+    """Make TensorFlow repeat a run bit for bit in this process; call again after clear_session().
+
+    One thread: multi-threaded CPU kernels sum in a varying order.  Resource variables
+    (TF 1 graph mode): reads of reference variables alias their buffer, and Keras
+    2.1/2.2 do not order the optimizer's writes after the backward pass's reads, so
+    plain Keras itself varies from run to run (seen: 2 of 6 runs on TF 1.13).  TF 1.5
+    cannot switch ``tf.Variable`` to resource variables: there the race remains.
+    """
+    if api.name == "keras" and api.keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+    if not api.eager and hasattr(tf.get_variable_scope(), "set_use_resource"):
+        tf.get_variable_scope().set_use_resource(True)
+    if not api.eager and api.name in ("keras", "tf.keras"):  # graph mode: Keras's own session
+        v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+        config = v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        api.keras.backend.set_session(v1.Session(config=config))
+    elif tf.config.threading.get_intra_op_parallelism_threads() != 1:  # fixed once the runtime runs
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
