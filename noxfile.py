@@ -45,6 +45,8 @@ FLAVOURS = {
     "keras3": ("3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3"),
 }
 TEST_DEPS = ["pytest", "hypothesis"]
+# Tests that need no Keras (fake modules, the benchmark gate, the support table): the machinery sessions.
+MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # Benchmarks (issue 3): accuracy on the classic legacy stack; speed there (graph mode) and
@@ -95,9 +97,8 @@ def _flavour_session(name, python, expected):
     def run(session):
         _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
         try:
-            # test_machinery.py (fake Keras, no flavour) runs in the machinery sessions
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "--ignore=tests/test_machinery.py", *session.posargs,
+                        *["--ignore=" + path for path in MACHINERY_TESTS], *session.posargs,
                         env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0",
                                      KBP_EXPECT_ZOOS="1" if name in ZOOS else "0"))
         finally:
@@ -125,7 +126,7 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
             if accuracy:
                 session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            session.run("python", "benchmarks/speed.py", "--flavour", flavour, *quick,
+            session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
                 session.run("python", "benchmarks/op_profile.py",
@@ -166,5 +167,5 @@ def machinery(session):
         session.install("pip==21.3.1")
     session.install(*TEST_DEPS)
     session.install("-e", ".")
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_machinery.py",
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
                 *session.posargs, env={"KBP_EXPECT_FLAVOURS": ""})

@@ -5,7 +5,8 @@ usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--q
 Three arms built from the same weights, trained on the same batch, alternated
 round by round; each ratio is the median over rounds of the ratio of the arms'
 per-step times within the round (pairing cancels drift), its noise the
-interquartile range of those ratios over their median:
+interquartile range of those ratios over their median; a figure above its limit is
+measured again with more rounds before it counts (gate.py):
 - unpatched: the model built and run while the patch is uninstalled (plain Keras);
 - patched:   the same model built with the patch installed and enabled;
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
@@ -22,6 +23,7 @@ import time
 
 import numpy as np
 
+import gate
 import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
@@ -120,7 +122,7 @@ def eager_overhead(api, rounds):
     return ratio - 1.0, noise
 
 
-def import_seconds(repeats=9):
+def import_seconds(repeats):
     """Median wall time of ``import keras_bn_patch`` in fresh interpreters, and its spread."""
     code = "import time; t = time.perf_counter(); import keras_bn_patch; print(time.perf_counter() - t)"
     values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
@@ -145,6 +147,7 @@ def write(report, out):
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--flavour")
+    parser.add_argument("--session", default="", help="the benchmark session, for its known misses")
     parser.add_argument("--rounds", type=int, default=9)  # a multiple of the 3 arms: each order alike
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="9 rounds of 3 steps (CI)")
@@ -154,19 +157,26 @@ def main(argv=None):
         args.rounds, args.steps = 9, 3
     api = keras_api.load(args.flavour)
     x, y = batch()
-    frozen = step_times(api, True, args.rounds, args.steps, x, y)
-    trainable = step_times(api, False, args.rounds, args.steps, x, y)
-    figures = {
-        "frozen_step_patched_over_unpatched": paired_ratio(frozen, "patched", "unpatched"),
-        "frozen_step_patched_over_ideal": paired_ratio(frozen, "patched", "ideal"),
-        "trainable_step_patched_over_unpatched": paired_ratio(trainable, "patched", "unpatched"),
-        "eager_call_overhead": eager_overhead(api, args.rounds),
-        "import_seconds": import_seconds(),
+    timed = {}  # (frozen, rounds) -> step times: both frozen figures come from one measurement
+
+    def times(frozen, rounds):
+        if (frozen, rounds) not in timed:
+            timed[frozen, rounds] = step_times(api, frozen, rounds, args.steps, x, y)
+        return timed[frozen, rounds]
+
+    measures = {
+        "frozen_step_patched_over_unpatched": lambda r: paired_ratio(times(True, r), "patched", "unpatched"),
+        "frozen_step_patched_over_ideal": lambda r: paired_ratio(times(True, r), "patched", "ideal"),
+        "trainable_step_patched_over_unpatched": lambda r: paired_ratio(times(False, r), "patched", "unpatched"),
+        "eager_call_overhead": lambda r: eager_overhead(api, r),
+        "import_seconds": import_seconds,
     }
-    speed = {name: value for name, (value, _) in figures.items()}
-    speed["noise_iqr_over_median"] = {name: noise for name, (_, noise) in figures.items()}
-    speed["step_seconds"] = {group: {arm: float(np.median(values)) for arm, values in times.items()}
-                             for group, times in (("frozen", frozen), ("trainable", trainable))}
+    figures = {name: gate.confirmed(args.session, name, measure, args.rounds) for name, measure in measures.items()}
+    speed = {name: value for name, (value, _, _) in figures.items()}
+    speed["noise_iqr_over_median"] = {name: noise for name, (_, noise, _) in figures.items()}
+    speed["attempts"] = {name: attempts for name, (_, _, attempts) in figures.items() if len(attempts) > 1}
+    speed["step_seconds"] = {group: {arm: float(np.median(values)) for arm, values in times(frozen, args.rounds).items()}
+                             for group, frozen in (("frozen", True), ("trainable", False))}
     report = {"speed": speed, "environment": {
         "flavour": api.name, "version": api.version, "python": sys.version.split()[0],
         "cpus": os.cpu_count(), "rounds": args.rounds, "steps": args.steps, "batch": BATCH}}

@@ -1,0 +1,60 @@
+"""The speed gate: each figure's target, the ceilings of known misses, and how a breach is
+confirmed before CI fails on it.
+
+A quick run times 9 rounds of 3 steps on a shared 2-core machine.  One disturbed round
+moves the median of 9 paired ratios by 10% now and then: tf.keras 2.15's patched/ideal,
+two arms that run the very same traced graph, measured 1.1675 once and 0.93-1.07 in every
+other run.  So a figure above its limit is measured again, with three times the rounds,
+up to ``RETRIES`` times, and counts as a failure only when every measurement breaches; the
+best one is kept.  A real slowdown of 20% breaches every time (tests/test_speed_gate.py
+injects one).  Imports nothing but the standard library: report.py and the tests use it.
+"""
+# figure: (target, scale of its noise).  All are "at most".  Ratios and the eager overhead
+# are in ratio units, so their relative noise adds as is; the import time is in seconds,
+# so its relative noise scales with the target.
+SPEED_TARGETS = {
+    "frozen_step_patched_over_unpatched": (1.0, 1.0),
+    "frozen_step_patched_over_ideal": (1.03, 1.0),
+    "trainable_step_patched_over_unpatched": (1.02, 1.0),
+    "eager_call_overhead": (0.02, 1.0),
+    "import_seconds": (0.05, 0.05),
+}
+# Targets this package does not meet yet, per benchmark session: (the ceiling CI still
+# enforces so that it cannot get worse, why).  Printed as KNOWN MISS on every check.
+KNOWN_MISSES = {
+    ("keras224", "frozen_step_patched_over_ideal"): (
+        1.15, "Keras 2 graph mode: TensorFlow's graph optimizer fuses Conv2D + FusedBatchNorm + Relu "
+              "into one _FusedConv2D only for a BN layer that is statically in inference mode; the "
+              "runtime flag that honours late freezing puts a conditional between them (op profile: "
+              "the unfused FusedBatchNorm + Relu, about 7 ms of a 65 ms step); measured 1.04-1.10"),
+}
+RETRIES = 2  # re-measurements of a breaching figure, each with RETRY_FACTOR times the rounds
+RETRY_FACTOR = 3
+NOISE_CAP = 0.10  # the slack a noisy measurement buys is at most this: noise must not hide a slowdown
+
+
+def target_limit(figure, noise):
+    """The target plus the measured noise (capped), scaled as the figure's unit needs."""
+    target, scale = SPEED_TARGETS[figure]
+    return target + scale * min(noise or 0.0, NOISE_CAP)
+
+
+def limit(session, figure, noise):
+    """The largest value that passes: the target plus noise, or a known miss's ceiling."""
+    ceiling, _ = KNOWN_MISSES.get((session, figure), (None, None))
+    allowed = target_limit(figure, noise)
+    return max(allowed, ceiling) if ceiling is not None else allowed
+
+
+def confirmed(session, figure, measure, rounds):
+    """Measure ``figure`` (``measure(rounds) -> (value, noise)``), again with more rounds while
+    it breaches its limit; returns (value, noise, attempts): the best passing measurement, or
+    the lowest of all when every one breaches.  attempts lists every (rounds, value, noise)."""
+    attempts = []
+    for retry in range(RETRIES + 1):
+        value, noise = measure(rounds * RETRY_FACTOR ** retry)
+        attempts.append((rounds * RETRY_FACTOR ** retry, value, noise))
+        if value is None or value <= limit(session, figure, noise):
+            return value, noise, attempts
+    _, value, noise = min(attempts, key=lambda attempt: attempt[1] - limit(session, figure, attempt[2]))
+    return value, noise, attempts
