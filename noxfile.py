@@ -6,9 +6,12 @@ Every venv is deleted at the end of its session unless ``KBP_KEEP_VENVS=1``, so 
 full run never holds more than one flavour on disk; pip's cache is shared.
 """
 import glob
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
+import time
 
 import nox
 
@@ -25,28 +28,22 @@ os.environ["PATH"] = os.pathsep.join(
     sorted(glob.glob(os.path.join(_root, "versions", "*", "bin"))) + [os.environ.get("PATH", "")]
 )
 
+# The stacks come from the package's support table (keras_bn_patch/core/support.py), loaded by
+# path: importing the package would install the patch and need wrapt in nox's own venv.
+_spec = importlib.util.spec_from_file_location(
+    "support", os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_bn_patch", "core", "support.py"))
+support = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(support)
 # name: (python, pip requirements, extra environment, flavours the tests must find)
 # "flavours" is what tests/conftest.py checks it found, so a broken install that
 # silently yields a different Keras fails instead of testing the wrong thing.
-FLAVOURS = {
-    "keras212": ("3.6", ["tensorflow==1.5.1", "keras==2.1.2", "h5py<3", "protobuf<3.20"], {}, "keras"),
-    "keras216": ("3.6", ["tensorflow==1.5.1", "keras==2.1.6", "h5py<3", "protobuf<3.20"], {}, "keras"),
-    "keras224": ("3.6", ["tensorflow==1.13.2", "keras==2.2.4", "h5py<3", "protobuf<3.20"], {}, "keras,tf.keras"),
-    "keras224-theano": ("3.6", ["theano==1.0.5", "keras==2.2.4", "h5py<3"],
-                        {"KERAS_BACKEND": "theano", "THEANO_FLAGS": "cxx=,optimizer=fast_compile"}, "keras"),
-    "keras231": ("3.7", ["tensorflow==1.15.5", "keras==2.3.1", "protobuf<3.20", "h5py<3"], {}, "keras,tf.keras"),
-    "tfkeras21": ("3.7", ["tensorflow-cpu==2.1.4", "protobuf<3.20"], {}, "tf.keras"),  # tensorflow_core
-    "tfkeras24": ("3.8", ["tensorflow-cpu==2.4.4", "protobuf<3.20"], {}, "tf.keras"),
-    "keras28": ("3.9", ["tensorflow-cpu==2.8.4", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras"),
-    "keras215": ("3.11", ["tensorflow-cpu==2.15.1"], {}, "tf.keras"),
-    "tfkeras221": ("3.12", ["tensorflow==2.21.0", "tf-keras==2.21.0"], {}, "tf_keras"),
-    "tfkeras221-legacy": ("3.12", ["tensorflow==2.21.0", "tf-keras==2.21.0"],
-                          {"TF_USE_LEGACY_KERAS": "1"}, "tf_keras"),
-    "keras3": ("3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3"),
-}
+FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env, stack.flavours)
+            for stack in support.STACKS}
+MATRIX = [stack.session for stack in support.STACKS if stack.role == "matrix"]
+COMPAT = [stack.session for stack in support.STACKS if stack.role == "compat"]
 TEST_DEPS = ["pytest", "hypothesis"]
 # Tests that need no Keras (fake modules, the benchmark gate, the support table): the machinery sessions.
-MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py"]
+MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # Benchmarks (issue 3): accuracy on the classic legacy stack; speed there (graph mode) and
@@ -57,7 +54,7 @@ REPORT_DEPS = ["numpy", "matplotlib"]
 QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
 # `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
-TEST_SESSIONS = list(FLAVOURS) + ["machinery"]
+TEST_SESSIONS = MATRIX + ["machinery"]
 # KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
 # halves at once (one per core), then the quick benchmarks alone; the halves are balanced
 # by the sessions' measured times (install + tests, about 20 minutes each).
@@ -92,6 +89,12 @@ def _run_env(flavour_session, **extra):
     return dict(FLAVOURS[flavour_session][2], TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **extra)
 
 
+def _test_env(name):
+    stack = support.stack(name)
+    return _run_env(name, KBP_EXPECT_FLAVOURS=stack.flavours, KBP_EXPECT_UNSUPPORTED=stack.unsupported,
+                    PYTHONHASHSEED="0", KBP_EXPECT_ZOOS="1" if name in ZOOS else "0")
+
+
 def _flavour_session(name, python, expected):
     @nox.session(name=name, python=python)
     def run(session):
@@ -99,16 +102,57 @@ def _flavour_session(name, python, expected):
         try:
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         *["--ignore=" + path for path in MACHINERY_TESTS], *session.posargs,
-                        env=_run_env(name, KBP_EXPECT_FLAVOURS=expected, PYTHONHASHSEED="0",
-                                     KBP_EXPECT_ZOOS="1" if name in ZOOS else "0"))
+                        env=_test_env(name))
         finally:
             _delete_venv(session)
 
     return run
 
 
-for _name, (_python, _reqs, _env, _expected) in FLAVOURS.items():
-    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, _python, _expected)
+for _name in MATRIX:
+    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, FLAVOURS[_name][0], FLAVOURS[_name][3])
+
+# `nox -t compat`: one session per release between and around the matrix's, each running the
+# contract's fast subset and writing compat/results/<session>.json, from which README's
+# supported-versions table is generated (`nox -s readme`).  CI runs one of them per run.
+COMPAT_TESTS = ["tests/test_contract.py", "tests/test_saving.py", "tests/test_support_state.py"]
+COMPAT_SUBSET = ("after_build or inside_a_new_model or gan_pattern or toggle_reaches or still_learns or "
+                 "status_names or saved_with_the_patch or unsupported")
+VERSIONS = ("import json, sys, importlib\n"
+            "found = {}\n"
+            "for name in ('keras', 'tensorflow', 'tf_keras', 'theano'):\n"
+            "    try: found[name] = importlib.import_module(name).__version__\n"
+            "    except Exception: pass\n"
+            "import keras_bn_patch\n"
+            "print(json.dumps({'versions': found, 'status': keras_bn_patch.status()}))")
+
+
+def _compat_session(name):
+    @nox.session(name="compat-" + name, python=FLAVOURS[name][0], tags=["compat"])
+    def run(session):
+        _install_flavour(session, name, *TEST_DEPS)
+        os.makedirs("compat/results", exist_ok=True)
+        started, outcome = time.time(), "failed"
+        try:
+            found = json.loads(session.run("python", "-c", VERSIONS, silent=True,
+                                           env=_run_env(name)).strip().splitlines()[-1])
+            session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *COMPAT_TESTS,
+                        "-k", COMPAT_SUBSET, *session.posargs, env=_test_env(name))
+            outcome = "passed"
+        finally:
+            with open("compat/results/%s.json" % name, "w") as handle:
+                json.dump(dict(found if outcome == "passed" else {}, session=name, tests=outcome,
+                               seconds=round(time.time() - started), date=time.strftime("%Y-%m-%d"),
+                               python=session.python, requirements=FLAVOURS[name][1]),
+                          handle, indent=2, sort_keys=True)
+                handle.write("\n")
+            _delete_venv(session)
+
+    return run
+
+
+for _name in COMPAT:
+    globals()["session_compat_" + _name.replace("-", "_")] = _compat_session(_name)
 
 
 BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where results go

@@ -39,7 +39,7 @@ def main(argv=None):
     import keras_bn_patch
     if args.command == "status":
         from .tools import keras_api
-        for name in ("keras", "tf_keras", "tf.keras", "keras3"):
+        for name in FLAVOURS:
             try:
                 keras_api.load(name)
             except ImportError:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-ALL_FLAVOURS = ("keras", "tf.keras", "tf_keras", "keras3")
+from keras_bn_patch.core.support import FLAVOUR_NAMES as ALL_FLAVOURS
 
 
 def expected_flavours():

@@ -6,6 +6,7 @@ behaviour.  Each import-order scenario runs in a fresh interpreter.
 import asyncio
 import itertools
 import json
+import os
 import sys
 import textwrap
 import threading
@@ -122,7 +123,7 @@ def test_keras_2_1_2_also_gates_the_moving_average_update(fake_keras):
 
 
 def test_unsupported_version_warns_once_and_leaves_keras_untouched(fake_keras):
-    out = run_with(fake_keras("2.0.8"), """
+    out = run_with(fake_keras("1.2.2"), """
         import warnings
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -131,9 +132,9 @@ def test_unsupported_version_warns_once_and_leaves_keras_untouched(fake_keras):
         import wrapt
         messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
         assert len(messages) == 1, messages
-        assert "2.0.8" in messages[0] and "unsupported" in messages[0], messages
+        assert "1.2.2" in messages[0] and "unsupported" in messages[0], messages
         assert not isinstance(vars(keras.layers.normalization.BatchNormalization)["call"], wrapt.FunctionWrapper)
-        assert keras_bn_patch.status()["keras"]["state"].startswith("unsupported: keras < 2.1")
+        assert keras_bn_patch.status()["keras"]["state"].startswith("unsupported: keras 1.2.2 has another")
         print("OK")
     """)
     assert out.strip().endswith("OK")
@@ -152,6 +153,34 @@ def test_an_error_inside_a_hook_is_logged_never_raised(fake_keras):
         assert "BatchNormalization" in stream.getvalue(), stream.getvalue()
         print("OK")
     """)
+    assert out.strip().endswith("OK")
+
+
+@pytest.mark.parametrize("version,missing", [("2.2.4", "normalize_batch_in_training"),
+                                             ("2.1.2", "moving_average_update")])
+def test_a_hook_failing_partway_undoes_what_it_patched(fake_keras, version, missing):
+    """Each step of the standalone Keras hook fails in turn (a backend without the function it
+    wraps next): BN ``call``, wrapped before, is put back, and status says why."""
+    path = fake_keras(version)
+    backend = os.path.join(path, "keras", "backend.py")
+    with open(backend) as handle:
+        text = handle.read()
+    with open(backend, "w") as handle:
+        handle.write(text.replace("def %s(" % missing, "def _no_%s(" % missing))
+    out = run_with(path, """
+        import warnings; warnings.simplefilter("ignore")
+        import keras
+        original_call = vars(keras.layers.normalization.BatchNormalization)["call"]
+        import keras_bn_patch, wrapt
+        from keras_bn_patch.core import patching, views
+        assert vars(keras.layers.normalization.BatchNormalization)["call"] is original_call
+        assert not any(isinstance(value, wrapt.FunctionWrapper) for value in vars(keras.backend).values())
+        assert not any(owner.__module__.startswith("keras.layers") for owner, _ in patching._patches)
+        assert dict(views.bn_classes) == {}
+        state = keras_bn_patch.status()["keras"]["state"]
+        assert state.startswith("unsupported: error while patching keras") and "%s" in state, state
+        print("OK")
+    """ % missing)
     assert out.strip().endswith("OK")
 
 

@@ -19,14 +19,26 @@ _installed = False
 _hooks_registered = False
 _status = {}  # label -> {"version_of": package, "state": text or callable giving it}
 _warned = set()
+_left_alone = set()  # packages (``keras``, ``tensorflow.python.keras``) found unsupported: untouched
 
 
-def _record(label, version_of, state):
+def _leave_alone(package):
+    """An unsupported Keras stays exactly as it was: its Model hooks too, before or after."""
+    _left_alone.add(package)
+    patching.restore_under(package)
+    for owner in [owner for owner in views.bn_classes if owner.__module__.startswith(package + ".")]:
+        del views.bn_classes[owner]
+
+
+def _record(label, version_of, state, package=None):
     _status[label] = {"version_of": version_of, "state": state}
+    if package is not None and isinstance(state, str) and state.startswith("unsupported"):
+        _leave_alone(package)
     if isinstance(state, str) and state.startswith("unsupported") and label not in _warned:
         _warned.add(label)
-        message = "keras_bn_patch: %s %s is %s; it is left untouched" % (
-            label, _version(version_of), state)
+        version = _version(version_of)  # unknown while the package is still being imported
+        message = "keras_bn_patch: %s%s is %s; it is left untouched" % (
+            label, "" if version == "unknown" else " " + version, state)
         log.logger().warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
@@ -36,14 +48,18 @@ def _version(package):
 
 
 def _guarded(label, version_of, function):
-    """Run a hook body; any error is logged once and reported, never raised."""
+    """Run a hook body all or nothing; any error is logged once and reported, never raised."""
     def hook(module):
         if not _installed:
             return
         with _lock:
+            classes = set(views.bn_classes)
             try:
-                function(module)
+                with patching.all_or_nothing():  # a hook that fails partway leaves Keras as it was
+                    function(module)
             except Exception as error:  # a hook must never break the user's import
+                for added in set(views.bn_classes) - classes:
+                    del views.bn_classes[added]
                 log.logger().exception("keras_bn_patch: could not patch %s", module.__name__)
                 _record(label, version_of, "unsupported: error while patching %s: %r"
                         % (module.__name__, error))
@@ -52,7 +68,7 @@ def _guarded(label, version_of, function):
 
 def _patch_models(module):
     model = getattr(module, "Model", None)
-    if model is None:
+    if model is None or any(module.__name__.startswith(package + ".") for package in _left_alone):
         return
     patching.patch(model, "compile", views.on_compile)
     for name in views.ENTRY_POINTS:
@@ -65,8 +81,17 @@ def _tf_keras_hook(family):
 
     def patch_bn(module):
         names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
-        if not names:  # Keras 3: `call` checks `training and self.trainable` itself
-            _record("keras", "keras", "native")
+        if not names:
+            keras3 = support.flavour("keras3")
+            package = sys.modules.get(keras3.package)
+            if family.version_of == keras3.package and version_tuple(getattr(package, "__version__", "")) >= \
+                    keras3.native_from:  # Keras 3: `call` checks `training and self.trainable` itself
+                _record(keras3.name, keras3.package, "native")
+            else:
+                _record(family.label, family.version_of, "unsupported: %s has no %s to hook (a BatchNormalization "
+                        "this package does not know; supported: %s)" % (
+                            module.__name__, " or ".join(support.TF_KERAS_BN_CLASSES),
+                            support.flavour(family.label).what), package=family.backend_module.rsplit(".", 1)[0])
             return
         owner = patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
         views.bn_classes[owner] = flavour
@@ -77,29 +102,37 @@ def _tf_keras_hook(family):
 
 def _patch_keras2(keras):
     version = version_tuple(getattr(keras, "__version__", ""))
-    low, high = support.KERAS2_SUPPORTED
-    if version >= (3,):
-        return  # Keras 3: reported by its module hook
-    if version >= high:
-        return  # keras 2.4+ is tf.keras underneath: patched by the tf.keras hooks
-    if version < low:
-        _record("keras", "keras", "unsupported: keras < 2.1 has another BatchNormalization "
-                "(supported: standalone keras 2.1-2.3)")
+    standalone = support.flavour("keras")
+    if version >= standalone.stop:
+        return  # keras 2.4+ is tf.keras underneath (patched by the tf.keras hooks); Keras 3: native
+    if version < standalone.first:
+        _record("keras", "keras", "unsupported: keras %s has another BatchNormalization (supported: %s)"
+                % (keras.__version__, standalone.what), package="keras")
         return
     module_name, class_name = support.KERAS2_BN
     __import__(module_name)
+    backend = sys.modules[support.KERAS2_BACKEND]
     owner = patching.patch(getattr(sys.modules[module_name], class_name), "call", keras2.bn_call)
     views.bn_classes[owner] = keras2.FLAVOUR
-    patching.patch(sys.modules["keras.backend"], "normalize_batch_in_training",
-                    keras2.normalize_batch_in_training)
+    patching.patch(backend, "normalize_batch_in_training", keras2.normalize_batch_in_training)
     if version < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
-        patching.patch(sys.modules["keras.backend"], "moving_average_update",
-                        keras2.moving_average_update)
+        patching.patch(backend, "moving_average_update", keras2.moving_average_update)
     _record("keras", "keras", "patched")
 
 
+def _check_tensorflow(tf):
+    """tf.keras of TF < 1.13 has no class the hooks know: say so, rather than nothing."""
+    version = version_tuple(getattr(tf, "__version__", ""))
+    if version and version < support.TF_KERAS_BEFORE:
+        _record("tf.keras", "tensorflow", "unsupported: tf.keras of TensorFlow %s predates the "
+                "BatchNormalization this package fixes (supported: %s)" % (tf.__version__,
+                                                                          support.flavour("tf.keras").what),
+                package="tensorflow.python.keras")
+
+
 def _hooks():
-    hooks = [(family.bn_module, _tf_keras_hook(family)) for family in support.TF_KERAS_FAMILIES]
+    hooks = [("tensorflow", _guarded("tf.keras", "tensorflow", _check_tensorflow))]
+    hooks += [(family.bn_module, _tf_keras_hook(family)) for family in support.TF_KERAS_FAMILIES]
     hooks.append((support.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
     hooks += [(name, _guarded(name, name.split(".")[0], _patch_models))
               for name in support.MODEL_MODULES]
@@ -134,6 +167,7 @@ def uninstall():
         patching.restore_all()
         views.bn_classes.clear()
         _status.clear()
+        _left_alone.clear()
 
 
 def is_installed():

@@ -6,6 +6,8 @@ classes and user subclasses calling ``super().call()`` all go through one
 wrapper.  Patching twice is a no-op; ``restore_all`` only puts back a slot that
 still holds our wrapper (someone who patched on top of us keeps theirs).
 """
+import contextlib
+
 import wrapt
 
 from . import log
@@ -33,12 +35,32 @@ def patch(obj, name, wrapper_function):
     return owner
 
 
-def restore_all():
-    for (owner, name), (original, wrapper) in list(_patches.items()):
+def _restore(keys):
+    for owner, name in keys:
+        original, wrapper = _patches.pop((owner, name))
         if vars(owner).get(name) is wrapper:
             setattr(owner, name, original)
         else:
             log.logger().warning("keras_bn_patch: %s.%s was replaced by someone else after we "
-                                  "patched it; leaving it as it is",
-                                  getattr(owner, "__name__", owner), name)
-        del _patches[(owner, name)]
+                                 "patched it; leaving it as it is", getattr(owner, "__name__", owner), name)
+
+
+def restore_all():
+    _restore(list(_patches))
+
+
+def restore_under(prefix):
+    """Put back what was patched on classes and modules of package ``prefix`` (``a.b``)."""
+    _restore([(owner, name) for owner, name in list(_patches)
+              if (getattr(owner, "__module__", None) or getattr(owner, "__name__", "")).startswith(prefix + ".")])
+
+
+@contextlib.contextmanager
+def all_or_nothing():
+    """Patches made in the block stay only if the block completes: an error undoes them all."""
+    before = set(_patches)
+    try:
+        yield
+    except BaseException:
+        _restore([key for key in list(_patches) if key not in before])
+        raise

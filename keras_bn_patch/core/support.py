@@ -1,14 +1,56 @@
-"""Where each Keras flavour keeps the classes we patch.  Names only: no imports here.
+"""The support table: every fact about which Keras this package fixes, where, and how it is tested.
 
-Hooks are registered on every name below; a name the installed Keras does not
-have simply never fires.  TF 1.15/2.0/2.1 ship their code as ``tensorflow_core``
-and alias it as ``tensorflow``, so both spellings are listed.
+Names and numbers only, no imports: ``install`` registers its hooks from it, ``views``
+and ``tools/keras_api`` decide flavours and native classes from it, the CLI takes its
+flavour names, ``setup.py`` its extras, ``noxfile.py`` its test sessions, and README's
+supported-versions table is generated from it (``nox -s readme``, compat/readme.py; a test
+fails when README drifts from it).
 """
 from collections import namedtuple
 
+# ---------------------------------------------------------------- flavours a script can use
+# name: how status(), the CLI and the tools call it; package: whose __version__ decides;
+# first / stop: supported versions [first, stop) of that package (None: open);
+# native_from: first version whose BN honours `trainable` by itself (left alone there).
+Flavour = namedtuple("Flavour", "name package first stop native_from what")
+
+FLAVOURS = (  # in the order a legacy script would find them when none is named
+    Flavour("keras", "keras", (2, 0, 0), (2, 4), None,
+            "standalone Keras 2.0-2.3, TensorFlow or Theano backend"),
+    Flavour("tf_keras", "tf_keras", (2, 15), None, None,
+            "tf_keras (TF >= 2.16), V1 class (``tf.compat.v1.keras.layers.BatchNormalization``)"),
+    Flavour("tf.keras", "tensorflow", (1, 13), (2, 16), None,
+            "tf.keras of TF 1.13-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
+    Flavour("keras3", "keras", (3,), None, (3,), "Keras 3: natively correct, left alone"),
+)
+FLAVOUR_NAMES = tuple(flavour.name for flavour in FLAVOURS)
+
+
+def flavour(name):
+    for found in FLAVOURS:
+        if found.name == name:
+            return found
+    raise ValueError("unknown Keras flavour %r (expected one of %s)" % (name, ", ".join(FLAVOUR_NAMES)))
+
+
+def supports(name, version):
+    """Whether ``version`` (a tuple) of flavour ``name``'s package is in its supported range."""
+    found = flavour(name)
+    return version >= found.first and (found.stop is None or version < found.stop)
+
+
+# ---------------------------------------------------------------- standalone Keras 2.0-2.3
+KERAS2_PACKAGE = "keras"
+KERAS2_BN = ("keras.layers.normalization", "BatchNormalization")
+KERAS2_BACKEND = "keras.backend"
+# 2.0.0-2.1.2 still update frozen moving statistics (their updates are not filtered).
+KERAS2_UPDATES_FROZEN_STATS_BEFORE = (2, 1, 3)
+
+# ---------------------------------------------------------------- the BatchNormalizationBase family
 # label: how status() names it; version_of: the package whose __version__ it reports;
-# native_v2_from: first TensorFlow version whose V2 BN class honours `trainable`
-# by itself (None: every version of that package does).
+# native_v2_from: first TensorFlow version whose V2 BN class honours `trainable` by itself
+# (None: every version of that package does).  TF 1.15/2.0/2.1 ship their code as
+# `tensorflow_core` and alias it as `tensorflow`, so both spellings are listed.
 TfKerasFamily = namedtuple("TfKerasFamily", "label version_of bn_module backend_module native_v2_from")
 
 TF_KERAS_FAMILIES = (
@@ -23,17 +65,14 @@ TF_KERAS_FAMILIES = (
     TfKerasFamily("tf_keras", "tf_keras", "tf_keras.src.layers.normalization.batch_normalization",
                   "tf_keras.src.backend", None),
 )
-
 # The class that defines BN `call`: the first of these names found in the module.
 # TF 1.13 defines it on BatchNormalizationV2; later versions on BatchNormalizationBase.
-# A module with neither (Keras 3) is native.
+# A module with neither is Keras 3 (native) when its package is, and otherwise a layout
+# this package does not know (tf.keras of TF < 1.13): reported unsupported, never guessed.
 TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
 
-# Standalone Keras 2.1-2.3: decided on `keras.__version__`, read once `keras` is imported.
-KERAS2_PACKAGE = "keras"
-KERAS2_BN = ("keras.layers.normalization", "BatchNormalization")
-KERAS2_SUPPORTED = ((2, 1, 0), (2, 4, 0))
-KERAS2_UPDATES_FROZEN_STATS_BEFORE = (2, 1, 3)  # 2.1.0-2.1.2 still updated frozen moving stats
+# TensorFlow releases whose tf.keras predates that family: reported unsupported on import.
+TF_KERAS_BEFORE = (1, 13)
 
 # Modules whose `Model` gets the compile snapshot and the entry-point sync (every flavour).
 MODEL_MODULES = tuple(
@@ -42,3 +81,73 @@ MODEL_MODULES = tuple(
                    "tensorflow.python.keras.engine.", "tensorflow_core.python.keras.engine.")
     for suffix in ("training", "training_v1")
 )
+
+# ---------------------------------------------------------------- what is tested, and how to install it
+# session: the nox session; python: its interpreter; requirements: pip pins that make a
+# working stack; env: extra environment; flavours: what its tests must find (a broken
+# install that yields another Keras fails instead of testing the wrong thing); role:
+# "matrix" (every CI run) or "compat" (`nox -t compat`, a slice per CI run); shows: the
+# README row's label.
+# unsupported: the status labels the stack must report `unsupported` (with Keras untouched).
+Stack = namedtuple("Stack", "session python requirements env flavours role shows unsupported")
+Stack.__new__.__defaults__ = ("",)
+_TF1 = ["h5py<3", "protobuf<3.20"]
+
+STACKS = (
+    Stack("keras208", "3.6", ["tensorflow==1.4.1", "keras==2.0.8"] + _TF1, {}, "keras", "compat",
+          "keras 2.0.8"),
+    Stack("keras212", "3.6", ["tensorflow==1.5.1", "keras==2.1.2"] + _TF1, {}, "keras", "matrix",
+          "keras 2.1.2"),
+    Stack("keras216", "3.6", ["tensorflow==1.5.1", "keras==2.1.6"] + _TF1, {}, "keras", "matrix",
+          "keras 2.1.6"),
+    Stack("keras224", "3.6", ["tensorflow==1.13.2", "keras==2.2.4"] + _TF1, {}, "keras,tf.keras", "matrix",
+          "keras 2.2.4, tf.keras TF 1.13"),
+    Stack("keras224-theano", "3.6", ["theano==1.0.5", "keras==2.2.4", "h5py<3"],
+          {"KERAS_BACKEND": "theano", "THEANO_FLAGS": "cxx=,optimizer=fast_compile"}, "keras", "matrix",
+          "keras 2.2.4 + Theano"),
+    Stack("tfkeras112", "3.6", ["tensorflow==1.12.3"] + _TF1, {}, "", "compat",
+          "tf.keras TF 1.12", unsupported="tf.keras"),
+    Stack("tfkeras114", "3.7", ["tensorflow==1.14.0"] + _TF1, {}, "tf.keras", "compat",
+          "tf.keras TF 1.14"),
+    Stack("keras231", "3.7", ["tensorflow==1.15.5", "keras==2.3.1"] + _TF1, {}, "keras,tf.keras", "matrix",
+          "keras 2.3.1, tf.keras TF 1.15"),
+    Stack("tfkeras21", "3.7", ["tensorflow-cpu==2.1.4", "protobuf<3.20"], {}, "tf.keras", "matrix",
+          "tf.keras TF 2.1 (``tensorflow_core``)"),
+    Stack("tfkeras24", "3.8", ["tensorflow-cpu==2.4.4", "protobuf<3.20"], {}, "tf.keras", "matrix",
+          "tf.keras TF 2.4"),
+    Stack("keras28", "3.9", ["tensorflow-cpu==2.8.4", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras", "matrix",
+          "keras 2.8 (tf.keras)"),
+    Stack("keras215", "3.11", ["tensorflow-cpu==2.15.1"], {}, "tf.keras", "matrix",
+          "keras 2.15 (tf.keras)"),
+    Stack("tfkeras221", "3.12", ["tensorflow==2.21.0", "tf-keras==2.21.0"], {}, "tf_keras", "matrix",
+          "tf_keras 2.21"),
+    Stack("tfkeras221-legacy", "3.12", ["tensorflow==2.21.0", "tf-keras==2.21.0"],
+          {"TF_USE_LEGACY_KERAS": "1"}, "tf_keras", "matrix", "tf_keras 2.21, ``TF_USE_LEGACY_KERAS=1``"),
+    Stack("keras3", "3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3", "matrix",
+          "Keras 3.15"),
+)
+
+# Releases a stack showed this package cannot fix, and why: status() says so, with one
+# warning, and Keras is left untouched.
+UNSUPPORTED = (
+    ("tf.keras of TF < 1.13", "its BatchNormalization predates the ``BatchNormalizationBase``/``V2`` classes "
+     "the hooks know (TF 1.12: one class of its own; TF 1.4-1.11: under ``tensorflow.python.keras._impl``); "
+     "reported ``unsupported`` as soon as TensorFlow is imported, never ``native``"),
+    ("standalone keras < 2.0", "Keras 1 has another BatchNormalization (``mode``) and API"),
+    ("CNTK backend", "not tested"),
+)
+
+# pip extras: a working stack per flavour family (the pins of its tested stacks).
+EXTRAS = {
+    "keras2-tf1": ["keras>=2.0,<2.4", "tensorflow>=1.4,<2"] + _TF1,
+    "tf1": ["tensorflow>=1.13,<2"] + _TF1,
+    "tf2": ["tensorflow>=2.0,<2.16"],
+    "tf-keras": ["tensorflow>=2.15", "tf-keras>=2.15"],
+}
+
+
+def stack(session):
+    for found in STACKS:
+        if found.session == session:
+            return found
+    raise KeyError(session)

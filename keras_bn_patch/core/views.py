@@ -18,7 +18,7 @@ import contextlib
 import sys
 import weakref
 
-from . import log, switch
+from . import log, support, switch
 from .context import ContextVar
 from .versions import version_tuple
 
@@ -109,12 +109,16 @@ def handled_by(layer):
 
 
 def _natively_frozen(layer):
-    """For BN classes we did not patch (not installed): Keras 3, and the V2 class of TF >= 2.2."""
+    """For BN classes we did not patch (not installed): Keras 3, and the V2 class of the
+    BatchNormalizationBase family where its TensorFlow honours `trainable` by itself."""
     package = type(layer).__module__.split(".")[0]
-    if package == "keras" and version_tuple(getattr(sys.modules.get("keras"), "__version__", "")) >= (3,):
+    keras3 = support.flavour("keras3")
+    if package == keras3.package and version_tuple(getattr(sys.modules.get(package), "__version__", "")) >= \
+            keras3.native_from:
         return True
     tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
-    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and tf_version >= (2, 2)
+    native_from = support.TF_KERAS_FAMILIES[0].native_v2_from
+    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and bool(tf_version) and tf_version >= native_from
 
 
 def _wanted(layer):

@@ -6,13 +6,13 @@ import os
 import sys
 from collections import namedtuple
 
+from ..core import support
 from ..core.versions import version_tuple
 
-# name: "keras" (standalone 2.1-2.3), "tf.keras", "tf_keras", "keras3"
-# keras: the module with .layers/.models/.backend/.optimizers; bn: the BN class that is not native
+# name: a flavour of the support table; keras: the module with .layers/.models/.backend/
+# .optimizers; bn: the BN class that is not native
 KerasApi = namedtuple("KerasApi", "name version keras bn eager")
-# Every flavour name, in the order a legacy script would find them when none is named.
-FLAVOURS = ("keras", "tf_keras", "tf.keras", "keras3")
+FLAVOURS = support.FLAVOUR_NAMES  # in the order a legacy script would find them
 
 
 def load(name=None):
@@ -32,17 +32,17 @@ def load(name=None):
 
 
 def _load(name):
+    support.flavour(name)  # an unknown name: ValueError naming the choices
     if name == "keras":
         import keras
-        version = version_tuple(keras.__version__)
-        if not (2, 1) <= version < (2, 4):
+        if not support.supports(name, version_tuple(keras.__version__)):
             return None
         return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, False)
     import tensorflow as tf
     eager = getattr(tf, "executing_eagerly", lambda: False)()  # TF 1.5 has no eager mode
     if name == "keras3":
         import keras
-        if version_tuple(keras.__version__) < (3,):
+        if not support.supports(name, version_tuple(keras.__version__)):
             return None
         return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, eager)
     if name == "tf_keras":
@@ -52,14 +52,13 @@ def _load(name):
             BatchNormalization = tf.compat.v1.keras.layers.BatchNormalization
         return KerasApi(name, tf_keras.__version__, tf_keras, BatchNormalization, eager)
     if name == "tf.keras":
-        if version_tuple(tf.__version__) >= (2, 16):
-            return None  # tf.keras is Keras 3 or tf_keras there
+        if not support.supports(name, version_tuple(tf.__version__)):
+            return None  # TF >= 2.16: tf.keras is Keras 3 or tf_keras there
         if version_tuple(tf.__version__) >= (2,):
             bn = tf.compat.v1.keras.layers.BatchNormalization
         else:
             bn = tf.keras.layers.BatchNormalization  # the V1 class in TF 1.x
         return KerasApi(name, tf.__version__, tf.keras, bn, eager)
-    raise ValueError("unknown Keras flavour %r (expected keras, tf.keras, tf_keras or keras3)" % name)
 
 
 def for_model(model):
@@ -70,7 +69,8 @@ def for_model(model):
             continue
         if package == "keras":
             version = version_tuple(sys.modules["keras"].__version__)
-            name = "keras" if version < (2, 4) else "keras3" if version >= (3,) else "tf.keras"
+            name = "keras" if support.supports("keras", version) else \
+                "keras3" if support.supports("keras3", version) else "tf.keras"
         else:
             name = "tf_keras" if package == "tf_keras" else "tf.keras"
         return load(name)

@@ -7,6 +7,7 @@ original ``call`` ``training AND NOT held``: outputs and updates of a held layer
 follow the layer's own inference path, decided when the graph or trace runs.
 V2 classes of flavours that honour ``trainable`` natively pass straight through.
 """
+import inspect
 import sys
 
 from .. import views
@@ -18,6 +19,7 @@ class TfKerasFlavour(object):
         self.family = family
         self.label = family.label
         self._native_v2 = None
+        self._call_context_accessor = None  # found on first use: see _call_context
 
     def backend(self):
         return sys.modules[self.family.backend_module]
@@ -51,9 +53,7 @@ class TfKerasFlavour(object):
 
     def tracing_for_saved_model(self):
         """True while functions are traced for a SavedModel: they must not capture our flag."""
-        package = self.family.backend_module.rsplit(".", 1)[0]
-        utils = sys.modules.get(package + ".engine.base_layer_utils")
-        context = getattr(utils, "call_context", None)  # TF >= 1.14
+        context = self._call_context()
         if context is not None and getattr(context(), "saving", False):
             return True  # Keras's own marker (TF 2.1 has only this one)
         try:
@@ -61,6 +61,23 @@ class TfKerasFlavour(object):
         except ImportError:
             return False
         return save_context.in_save_context()
+
+    def _call_context(self):
+        """Keras's accessor of the current call context (TF >= 1.15), or None.  TF 1.14 has a
+        ``call_context(layer, build_graph)`` scope of the same name instead, and no marker."""
+        if self._call_context_accessor is None:
+            package = self.family.backend_module.rsplit(".", 1)[0]
+            utils = sys.modules.get(package + ".engine.base_layer_utils")
+            context = getattr(utils, "call_context", None)
+            if context is None:
+                return None  # not imported yet: look again next time
+            try:
+                takes_no_arguments = not [parameter for parameter in inspect.signature(context).parameters.values()
+                                          if parameter.default is parameter.empty]
+            except (TypeError, ValueError):
+                takes_no_arguments = False
+            self._call_context_accessor = context if takes_no_arguments else False
+        return self._call_context_accessor or None
 
     def is_native(self, layer):
         return self.native_v2() and getattr(layer, "_USE_V2_BEHAVIOR", False)
