@@ -142,11 +142,23 @@ def flag_for(layer, flavour):
 
 
 def _sync(view):
+    """Write the view into its layers' flags.  Where a flag lives in a TF 1 session, every
+    flag of the view is written, in one run, whatever was written before: the session may be
+    another one than last time (``K.set_session``, one per thread from TF 1.14) or may have
+    re-initialised its variables, and no cache can see either."""
     enabled = switch.is_enabled()
+    per_session = {}  # flavour -> [flag]
     for layer, frozen in list(view.items()):
         flag = _flags.get(layer)
-        if flag is not None:
+        if flag is None:
+            continue
+        if flag.flavour.in_session(flag.variable):
+            flag.value = enabled and frozen
+            per_session.setdefault(flag.flavour, []).append(flag)
+        else:
             flag.set(enabled and frozen)
+    for flavour, flags in per_session.items():
+        flavour.set_flags([(flag.variable, flag.value) for flag in flags])
 
 
 def release_all():

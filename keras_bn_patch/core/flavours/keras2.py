@@ -41,6 +41,13 @@ class Keras2Flavour(object):
     def set_flag(self, variable, value):
         _backend().set_value(variable, float(value))
 
+    def set_flags(self, pairs):
+        _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
+
+    def in_session(self, variable):
+        """TensorFlow's variables live in sessions; Theano's shared variables in the process."""
+        return _backend().backend() == "tensorflow"
+
     def is_native(self, layer):
         return False  # no Keras 2.1-2.3 BN honours `trainable` by itself
 

@@ -51,6 +51,16 @@ class TfKerasFlavour(object):
         with ops.init_scope():
             self.backend().set_value(variable, bool(value))
 
+    def set_flags(self, pairs):
+        from tensorflow.python.framework import ops
+        with ops.init_scope():
+            self.backend().batch_set_value([(variable, bool(value)) for variable, value in pairs])
+
+    def in_session(self, variable):
+        """A graph-mode (TF 1) variable lives in sessions; an eager one in the process."""
+        import tensorflow as tf
+        return not tf.executing_eagerly()
+
     def tracing_for_saved_model(self):
         """True while functions are traced for a SavedModel: they must not capture our flag."""
         context = self._call_context()
