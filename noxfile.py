@@ -63,8 +63,22 @@ SHARD_2 = {"keras216", "keras224-theano", "tfkeras21", "tfkeras24", "keras215", 
 _shard = os.environ.get("KBP_SHARD")
 if _shard not in (None, "1", "2"):
     raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
+
+
+def _compat_slice():
+    """The compat session this commit's CI runs: a different one from run to run, by commit hash."""
+    try:
+        commit = subprocess.check_output(["git", "rev-parse", "HEAD"], universal_newlines=True,
+                                         stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "0"
+    return "compat-" + COMPAT[int(commit, 16) % len(COMPAT)]
+
+
 if _shard:
     nox.options.sessions = [name for name in TEST_SESSIONS if (name in SHARD_2) == (_shard == "2")]
+    if _shard == "1":
+        nox.options.sessions.append(_compat_slice())
 else:
     nox.options.sessions = TEST_SESSIONS + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
 

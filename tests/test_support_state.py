@@ -30,10 +30,15 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("label", UNSUPPORTED)
-def test_an_unknown_layout_is_unsupported_with_one_warning_and_untouched(label):
+def check_unsupported(label):
     found = json.loads(run_python(CHECK % IMPORT[label]).stdout.strip().splitlines()[-1])
     state = found["status"][label]["state"]
     assert state.startswith("unsupported: "), found
     assert len(found["warnings"]) == 1 and label in found["warnings"][0], found
     assert found["patched"] == [] and found["bn_classes"] == 0, found
+
+
+if UNSUPPORTED:  # only where the stack has such a flavour: no empty test elsewhere
+    @pytest.mark.parametrize("label", UNSUPPORTED)
+    def test_an_unknown_layout_is_unsupported_with_one_warning_and_untouched(label):
+        check_unsupported(label)

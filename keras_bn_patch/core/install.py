@@ -175,8 +175,14 @@ def is_installed():
 
 
 def status():
-    """{flavour: {"version": ..., "state": "patched" | "native" | "unsupported: why"}}."""
+    """{flavour: {"version": ..., "state": "patched" | "native" | "unsupported: why"}}, and, where
+    frozen layers of a model being trained were built before the patch (so are not held),
+    "not_held": ["model: layer", ...]."""
     with _lock:
-        return {label: {"version": _version(entry["version_of"]),
-                        "state": entry["state"]() if callable(entry["state"]) else entry["state"]}
-                for label, entry in _status.items()}
+        report = {label: {"version": _version(entry["version_of"]),
+                          "state": entry["state"]() if callable(entry["state"]) else entry["state"]}
+                  for label, entry in _status.items()}
+        for label, layers in views.not_held.items():
+            if label in report:
+                report[label]["not_held"] = list(layers)
+        return report

@@ -25,6 +25,10 @@ from .versions import version_tuple
 bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by install)
 
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
+_seen = weakref.WeakSet()  # BN layers whose call went through the wrapper since install
+_checked = weakref.WeakSet()  # models already checked for layers built without the patch
+_unheld = weakref.WeakSet()  # layers found so: later calls (a new graph) do not mend the old one
+not_held = {}  # flavour label -> ["model: layer path", ...]: frozen, yet built without the patch
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
 _active_view = ContextVar("keras_bn_patch_active_view", default=None)
 # True inside an entry point of a model whose traced functions we swap on toggles (below).
@@ -97,14 +101,37 @@ def compute_view(model):
     return view
 
 
+def saw(layer):
+    """Called by the wrappers on every BN call: this layer's graph goes through the patch."""
+    _seen.add(layer)
+
+
+def _flavour_of(layer):
+    for cls, flavour in bn_classes.items():
+        if isinstance(layer, cls):
+            return flavour
+    return None
+
+
+def built_without_patch(layer, flavour):
+    """Called (its graph built) before the patch was installed, in a flavour whose graph is
+    built once at call time (Keras 2, TF 1): that graph never reads a flag."""
+    if layer in _unheld:
+        return True
+    called = getattr(layer, "_inbound_nodes", None) or getattr(layer, "inbound_nodes", None)
+    return bool(called) and layer not in _seen and flavour.builds_graph_at_call()
+
+
 def handled_by(layer):
     """How a BN layer is run now: "patched" (held when frozen), "native" (Keras holds it
     itself) or "unpatched" (frozen or not, plain Keras trains it with batch statistics)."""
-    for cls, flavour in bn_classes.items():
-        if isinstance(layer, cls):
-            if flavour.is_native(layer):
-                return "native"
-            return "patched" if switch.is_enabled() else "unpatched"
+    flavour = _flavour_of(layer)
+    if flavour is not None:
+        if flavour.is_native(layer):
+            return "native"
+        if built_without_patch(layer, flavour):
+            return "unpatched"
+        return "patched" if switch.is_enabled() else "unpatched"
     return "native" if _natively_frozen(layer) else "unpatched"
 
 
@@ -162,7 +189,12 @@ def _sync(view):
 
 
 def release_all():
-    """Set every flag to 'not held' so graphs built while installed behave as plain Keras."""
+    """Set every flag to 'not held' so graphs built while installed behave as plain Keras.
+    Layers called so far count as built without the patch from now on."""
+    _seen.clear()
+    _checked.clear()
+    _unheld.clear()
+    not_held.clear()
     for layer, flag in list(_flags.items()):
         try:
             flag.set(False)
@@ -171,11 +203,35 @@ def release_all():
         del _flags[layer]
 
 
+def _warn_unheld(model, view):
+    """Once per model: name its frozen BN layers whose graph was built before the patch."""
+    _checked.add(model)
+    unheld = {}
+    for layer, frozen in list(view.items()):
+        flavour = _flavour_of(layer)
+        if frozen and flavour is not None and not flavour.is_native(layer) and built_without_patch(layer, flavour):
+            unheld.setdefault(flavour.label, []).append(str(getattr(layer, "name", layer)))
+            _unheld.add(layer)
+    for label, names in unheld.items():
+        model_name = str(getattr(model, "name", type(model).__name__))
+        not_held.setdefault(label, []).extend("%s: %s" % (model_name, name) for name in names)
+        message = ("keras_bn_patch: model %r has %d frozen BatchNormalization layer(s) built before "
+                   "keras_bn_patch was installed (%s): their graph was made without the patch, so they "
+                   "still train on batch statistics. Fix: import keras_bn_patch before building the model "
+                   "(first line of the script or notebook, or run it with keras_bn_patch installed from the "
+                   "start), then build it again" % (model_name, len(names), ", ".join(names)))
+        log.logger().warning(message)
+        import warnings
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
 def on_compile(wrapped, model, args, kwargs):
     result = wrapped(*args, **kwargs)
     vars(model).pop(_PUT_ASIDE, None)  # traced for the previous compile: never to come back
     _views[model] = view = compute_view(model)
     _sync(view)
+    if model not in _checked:
+        _warn_unheld(model, view)
     return result
 
 
@@ -221,6 +277,8 @@ def _enter(model):
     if view is None:  # never compiled (predict on a loaded or fresh model): its view now
         view = compute_view(model)
     _sync(view)
+    if model not in _checked:
+        _warn_unheld(model, view)
     return view, _active_view.set(view)
 
 

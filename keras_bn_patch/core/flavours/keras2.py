@@ -44,6 +44,9 @@ class Keras2Flavour(object):
     def set_flags(self, pairs):
         _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
 
+    def builds_graph_at_call(self):
+        return True  # graph mode in every backend: a BN call builds its graph once
+
     def in_session(self, variable):
         """TensorFlow's variables live in sessions; Theano's shared variables in the process."""
         return _backend().backend() == "tensorflow"
@@ -61,6 +64,7 @@ def _is_static_inference(training):
 
 def bn_call(wrapped, layer, args, kwargs):
     """Wrapper of ``BatchNormalization.call(inputs, training=None)``."""
+    views.saw(layer)
     training = args[1] if len(args) > 1 else kwargs.get("training")
     if _is_static_inference(training):
         return wrapped(*args, **kwargs)

@@ -56,6 +56,13 @@ class TfKerasFlavour(object):
         with ops.init_scope():
             self.backend().batch_set_value([(variable, bool(value)) for variable, value in pairs])
 
+    def builds_graph_at_call(self):
+        """TF 1 graph mode builds a layer's graph once, when called; TF 2 traces again."""
+        import tensorflow as tf
+        v1 = getattr(getattr(tf, "compat", None), "v1", None)
+        outside = getattr(v1, "executing_eagerly_outside_functions", None)
+        return not (outside() if outside is not None else tf.executing_eagerly())
+
     def in_session(self, variable):
         """A graph-mode (TF 1) variable lives in sessions; an eager one in the process."""
         import tensorflow as tf
@@ -114,6 +121,7 @@ def _tracing_tf_function(tf):
 def make_bn_call(flavour):
     def bn_call(wrapped, layer, args, kwargs):
         """Wrapper of ``BatchNormalizationBase.call(inputs, training=None)``."""
+        views.saw(layer)
         if flavour.is_native(layer) or flavour.tracing_for_saved_model():
             # A SavedModel must hold plain Keras functions: our flag is not part of the model.
             return wrapped(*args, **kwargs)
