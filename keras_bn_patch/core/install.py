@@ -168,6 +168,7 @@ def uninstall():
         views.bn_classes.clear()
         _status.clear()
         _left_alone.clear()
+        keras2.FLAVOUR.failed = None  # a new install tries again (tf.keras flavours are made anew)
 
 
 def is_installed():
@@ -182,6 +183,9 @@ def status():
         report = {label: {"version": _version(entry["version_of"]),
                           "state": entry["state"]() if callable(entry["state"]) else entry["state"]}
                   for label, entry in _status.items()}
+        for flavour in set(views.bn_classes.values()):
+            if flavour.failed is not None and flavour.label in report:
+                report[flavour.label]["state"] = "unsupported: " + flavour.failed
         for label, layers in views.not_held.items():
             if label in report:
                 report[label]["not_held"] = list(layers)

@@ -101,6 +101,34 @@ def compute_view(model):
     return view
 
 
+def falls_back(flavour, patched_call):
+    """A BN ``call`` wrapper that never fails where plain Keras runs: if the patched call raises,
+    the plain call runs instead (its own error, if it has one, is the one raised); the first
+    such failure is logged and warned, and the flavour runs plain Keras from then on, reported
+    ``unsupported`` by status()."""
+    def call(wrapped, layer, args, kwargs):
+        if flavour.failed is not None:
+            return wrapped(*args, **kwargs)
+        try:
+            return patched_call(wrapped, layer, args, kwargs)
+        except Exception as error:
+            result = wrapped(*args, **kwargs)
+            _machinery_failed(flavour, error)
+            return result
+    return call
+
+
+def _machinery_failed(flavour, error):
+    if flavour.failed is not None:
+        return
+    flavour.failed = "the patch failed on a BatchNormalization call (%s: %s); plain Keras runs from now on" % (
+        type(error).__name__, error)
+    message = "keras_bn_patch: %s: frozen BN layers are not held" % flavour.failed
+    log.logger().error(message, exc_info=error)
+    import warnings
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 def saw(layer):
     """Called by the wrappers on every BN call: this layer's graph goes through the patch."""
     _seen.add(layer)

@@ -34,6 +34,7 @@ def _backend():
 
 class Keras2Flavour(object):
     label = "keras"
+    failed = None  # why the patch stopped on a BN call (views.falls_back), or None
 
     def new_flag(self, value):
         return _backend().variable(float(value), dtype="float32", name="keras_bn_patch_held")
@@ -62,7 +63,7 @@ def _is_static_inference(training):
     return training is False or (type(training) is int and training == 0)
 
 
-def bn_call(wrapped, layer, args, kwargs):
+def _held_call(wrapped, layer, args, kwargs):
     """Wrapper of ``BatchNormalization.call(inputs, training=None)``."""
     views.saw(layer)
     training = args[1] if len(args) > 1 else kwargs.get("training")
@@ -87,6 +88,9 @@ def bn_call(wrapped, layer, args, kwargs):
         # itself; without the tag the model would never feed the phase to fit().
         output._uses_learning_phase = True
     return output
+
+
+bn_call = views.falls_back(FLAVOUR, _held_call)
 
 
 def moving_average_update(wrapped, instance, args, kwargs):

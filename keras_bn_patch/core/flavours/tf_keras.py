@@ -19,6 +19,7 @@ class TfKerasFlavour(object):
         self.family = family
         self.label = family.label
         self._native_v2 = None
+        self.failed = None  # why the patch stopped on a BN call (views.falls_back), or None
         self._call_context_accessor = None  # found on first use: see _call_context
 
     def backend(self):
@@ -143,4 +144,4 @@ def make_bn_call(flavour):
         inputs = args[0] if args else kwargs["inputs"]
         return wrapped(inputs, effective, *args[2:], **rest)
 
-    return bn_call
+    return views.falls_back(flavour, bn_call)
