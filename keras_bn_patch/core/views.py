@@ -16,6 +16,7 @@ flag follows its own ``trainable`` each time it is called.
 """
 import contextlib
 import sys
+import threading
 import weakref
 
 from . import log, support, switch
@@ -129,6 +130,20 @@ def _machinery_failed(flavour, error):
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+def session_exists(graph, *backends):
+    """Whether TF has a default session, or one of these Keras backends made its own, for
+    ``graph``: without making one (``get_session()`` would)."""
+    tf = sys.modules.get("tensorflow")
+    v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+    sessions = [v1.get_default_session()] if v1 is not None else []
+    for backend in backends:
+        session = getattr(backend, "_SESSION", None)  # a session, or a thread-local holding one
+        if isinstance(session, threading.local):
+            session = getattr(session, "session", None)
+        sessions.append(session)
+    return any(session is not None and session.graph is graph for session in sessions)
+
+
 def saw(layer):
     """Called by the wrappers on every BN call: this layer's graph goes through the patch."""
     _seen.add(layer)
@@ -196,11 +211,14 @@ def flag_for(layer, flavour):
     return flag
 
 
-def _sync(view):
+def _sync(view, make_session=True):
     """Write the view into its layers' flags.  Where a flag lives in a TF 1 session, every
     flag of the view is written, in one run, whatever was written before: the session may be
     another one than last time (``K.set_session``, one per thread from TF 1.14) or may have
-    re-initialised its variables, and no cache can see either."""
+    re-initialised its variables, and no cache can see either.  ``make_session=False``
+    (at compile): write only into a session Keras already has; making one earlier than
+    Keras would changes which variables Keras marks initialised (an Estimator's global
+    step, for one), and every entry point writes again anyway."""
     enabled = switch.is_enabled()
     per_session = {}  # flavour -> [flag]
     for layer, frozen in list(view.items()):
@@ -213,7 +231,8 @@ def _sync(view):
         else:
             flag.set(enabled and frozen)
     for flavour, flags in per_session.items():
-        flavour.set_flags([(flag.variable, flag.value) for flag in flags])
+        if make_session or flavour.has_session(flags[0].variable.graph):
+            flavour.set_flags([(flag.variable, flag.value) for flag in flags])
 
 
 def release_all():
@@ -257,7 +276,7 @@ def on_compile(wrapped, model, args, kwargs):
     result = wrapped(*args, **kwargs)
     vars(model).pop(_PUT_ASIDE, None)  # traced for the previous compile: never to come back
     _views[model] = view = compute_view(model)
-    _sync(view)
+    _sync(view, make_session=False)
     if model not in _checked:
         _warn_unheld(model, view)
     return result

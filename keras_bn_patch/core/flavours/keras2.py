@@ -45,6 +45,11 @@ class Keras2Flavour(object):
     def set_flags(self, pairs):
         _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
 
+    def has_session(self, graph):
+        # Keras 2.3 keeps its session in tf.keras's backend
+        return views.session_exists(graph, sys.modules.get("keras.backend.tensorflow_backend"),
+                                    sys.modules.get("tensorflow.python.keras.backend"))
+
     def builds_graph_at_call(self):
         return True  # graph mode in every backend: a BN call builds its graph once
 

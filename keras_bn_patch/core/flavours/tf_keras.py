@@ -45,7 +45,19 @@ class TfKerasFlavour(object):
     def new_flag(self, value):
         from tensorflow.python.framework import ops
         with ops.init_scope():  # lift out of tf.function traces and Keras graphs' control flow
-            return self.backend().variable(bool(value), dtype="bool", name="keras_bn_patch_held")
+            if not self.in_session(None):
+                return self.backend().variable(bool(value), dtype="bool", name="keras_bn_patch_held")
+            # A graph's flag is no model state: a local, non-trainable variable stays out of
+            # Savers (a checkpoint made without the patch still restores), warm starts and
+            # optimizers; Keras tracks it so that its sessions initialise it.
+            import tensorflow as tf
+            v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+            variable = v1.Variable(bool(value), dtype=tf.bool, trainable=False, name="keras_bn_patch_held",
+                                   collections=[v1.GraphKeys.LOCAL_VARIABLES])
+            track = getattr(self.backend(), "track_variable", None)
+            if track is not None:
+                track(variable)
+            return variable
 
     def set_flag(self, variable, value):
         from tensorflow.python.framework import ops
@@ -56,6 +68,9 @@ class TfKerasFlavour(object):
         from tensorflow.python.framework import ops
         with ops.init_scope():
             self.backend().batch_set_value([(variable, bool(value)) for variable, value in pairs])
+
+    def has_session(self, graph):
+        return views.session_exists(graph, self.backend())
 
     def builds_graph_at_call(self):
         """TF 1 graph mode builds a layer's graph once, when called; TF 2 traces again."""
