@@ -120,6 +120,11 @@ def _patch_keras2(keras):
     _record("keras", "keras", "patched")
 
 
+def _patch_saved_model_save(module):
+    if hasattr(module, "save"):
+        patching.patch(module, "save", views.on_saved_model_save)
+
+
 def _check_tensorflow(tf):
     """tf.keras of TF < 1.13 has no class the hooks know: say so, rather than nothing."""
     version = version_tuple(getattr(tf, "__version__", ""))
@@ -136,6 +141,8 @@ def _hooks():
     hooks.append((support.KERAS2_PACKAGE, _guarded("keras", "keras", _patch_keras2)))
     hooks += [(name, _guarded(name, name.split(".")[0], _patch_models))
               for name in support.MODEL_MODULES]
+    hooks += [(name, _guarded("tf.keras", name.split(".")[0], _patch_saved_model_save))
+              for name in support.KERAS_SAVED_MODEL_SAVE]
     return hooks
 
 

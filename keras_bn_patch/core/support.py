@@ -74,6 +74,11 @@ TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
 # TensorFlow releases whose tf.keras predates that family: reported unsupported on import.
 TF_KERAS_BEFORE = (1, 13)
 
+# TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
+# layer calls: there Keras's SavedModel `save` is wrapped to say that a save is under way.
+KERAS_SAVED_MODEL_SAVE = ("tensorflow.python.keras.saving.saved_model.save",
+                          "tensorflow_core.python.keras.saving.saved_model.save")
+
 # Modules whose `Model` gets the compile snapshot and the entry-point sync (every flavour).
 MODEL_MODULES = tuple(
     prefix + suffix
@@ -125,19 +130,19 @@ STACKS = (
           "tf.keras TF 2.5"),
     Stack("tf26", "3.9", ["tensorflow-cpu==2.6.5", "keras==2.6.0", "protobuf<3.20"], {}, "tf.keras", "compat",
           "keras 2.6 (tf.keras)"),
-    Stack("tf27", "3.9", ["tensorflow-cpu==2.7.4", "keras==2.7.0", "protobuf<3.20"], {}, "tf.keras", "compat",
+    Stack("tf27", "3.9", ["tensorflow-cpu==2.7.4", "numpy<1.24", "keras==2.7.0", "protobuf<3.20"], {}, "tf.keras", "compat",
           "keras 2.7 (tf.keras)"),
     Stack("keras28", "3.9", ["tensorflow-cpu==2.8.4", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras", "matrix",
           "keras 2.8 (tf.keras)"),
-    Stack("tf29", "3.10", ["tensorflow-cpu==2.9.3", "protobuf<3.20"], {}, "tf.keras", "compat",
+    Stack("tf29", "3.10", ["tensorflow-cpu==2.9.3", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras", "compat",
           "keras 2.9 (tf.keras)"),
-    Stack("tf210", "3.10", ["tensorflow-cpu==2.10.1", "protobuf<3.20"], {}, "tf.keras", "compat",
+    Stack("tf210", "3.10", ["tensorflow-cpu==2.10.1", "numpy<1.24", "protobuf<3.20"], {}, "tf.keras", "compat",
           "keras 2.10 (tf.keras)"),
     Stack("tf211", "3.10", ["tensorflow-cpu==2.11.1", "numpy<1.24"], {}, "tf.keras", "compat",
           "keras 2.11 (tf.keras)"),
-    Stack("tf212", "3.11", ["tensorflow-cpu==2.12.1"], {}, "tf.keras", "compat", "keras 2.12 (tf.keras)"),
-    Stack("tf213", "3.11", ["tensorflow-cpu==2.13.1"], {}, "tf.keras", "compat", "keras 2.13 (tf.keras)"),
-    Stack("tf214", "3.11", ["tensorflow-cpu==2.14.1"], {}, "tf.keras", "compat", "keras 2.14 (tf.keras)"),
+    Stack("tf212", "3.11", ["tensorflow-cpu==2.12.1", "numpy<2"], {}, "tf.keras", "compat", "keras 2.12 (tf.keras)"),
+    Stack("tf213", "3.11", ["tensorflow-cpu==2.13.1", "numpy<2"], {}, "tf.keras", "compat", "keras 2.13 (tf.keras)"),
+    Stack("tf214", "3.11", ["tensorflow-cpu==2.14.1", "numpy<2"], {}, "tf.keras", "compat", "keras 2.14 (tf.keras)"),
     Stack("keras215", "3.11", ["tensorflow-cpu==2.15.1"], {}, "tf.keras", "matrix",
           "keras 2.15 (tf.keras)"),
     Stack("tfkeras215", "3.11", ["tensorflow-cpu==2.15.1", "tf-keras==2.15.1"], {}, "tf_keras,tf.keras", "compat",

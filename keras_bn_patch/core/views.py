@@ -34,6 +34,7 @@ _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
 _active_view = ContextVar("keras_bn_patch_active_view", default=None)
 # True inside an entry point of a model whose traced functions we swap on toggles (below).
 _retraces = ContextVar("keras_bn_patch_retraces", default=False)
+_saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's SavedModel save
 _enabled_at_trace = weakref.WeakKeyDictionary()  # model -> the switch when its functions were traced
 # {switch: the model's functions traced with that switch}, kept in the model's own __dict__
 # (a global dict would keep every model alive: the functions refer to it) and set without
@@ -142,6 +143,19 @@ def session_exists(graph, *backends):
             session = getattr(session, "session", None)
         sessions.append(session)
     return any(session is not None and session.graph is graph for session in sessions)
+
+
+def on_saved_model_save(wrapped, instance, args, kwargs):
+    """Wrapper of Keras's SavedModel ``save`` (TF 2.0-2.3): functions traced inside are saved."""
+    token = _saving.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _saving.reset(token)
+
+
+def saving_saved_model():
+    return _saving.get()
 
 
 def saw(layer):

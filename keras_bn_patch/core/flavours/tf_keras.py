@@ -86,6 +86,8 @@ class TfKerasFlavour(object):
 
     def tracing_for_saved_model(self):
         """True while functions are traced for a SavedModel: they must not capture our flag."""
+        if views.saving_saved_model():
+            return True  # TF 2.0-2.3: Keras's SavedModel save is under way
         context = self._call_context()
         if context is not None and getattr(context(), "saving", False):
             return True  # Keras's own marker (TF 2.1 has only this one)
