@@ -227,3 +227,9 @@ def machinery(session):
     session.install("-e", ".")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
                 *session.posargs, env={"KBP_EXPECT_FLAVOURS": ""})
+
+
+@nox.session(python="3.11")
+def readme(session):
+    """Regenerate README's supported-versions table from the support table and compat/results."""
+    session.run("python", "compat/readme.py")
