@@ -8,11 +8,18 @@ updates them.  Nothing else changes.
 import os
 
 from .core.install import install, is_installed, status, uninstall
-from .core.switch import disable, disabled, enable, enabled, is_enabled
+from .core import switch as _switch
+from .core.switch import disable, disabled, enable, enabled
 
 __version__ = "0.1.0"
 __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enabled",
            "enabled", "disabled", "status", "diagnose", "recalibrate"]
+
+
+def is_enabled():
+    """True when frozen BatchNormalization layers are held in this context: the patch is
+    installed and switched on (``enable()`` / the blocks)."""
+    return is_installed() and _switch.is_enabled()
 
 
 # The tools import NumPy and Keras only when called: `import keras_bn_patch` stays light.

@@ -45,6 +45,11 @@ def main(argv=None):
             except ImportError:
                 pass
         report = keras_bn_patch.status()
+        if not keras_bn_patch.is_installed():
+            why = "KERAS_BN_PATCH=%s is set" % os.environ["KERAS_BN_PATCH"] if os.environ.get("KERAS_BN_PATCH") \
+                else "keras_bn_patch.uninstall() was called"
+            print("keras_bn_patch is not installed in this process (%s): Keras runs unpatched" % why,
+                  file=sys.stderr if args.json else sys.stdout)
         if args.json:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:

@@ -10,7 +10,7 @@ enable, disable.  SETUP_JSON gives:
   flavour   a keras_api flavour name: at the end, a frozen BN layer built now must be
             held exactly when the patch is installed and enabled (or natively); null: no check
 
-After every step: is_installed() and is_enabled() are what the steps say; every
+After every step: is_installed() and is_enabled() (installed and switched on) are what the steps say; every
 target is wrapped exactly once when installed, and otherwise is the very object
 Keras defined (first seen unwrapped, or as the wrapper's ``__wrapped__``).
 Prints "OK" and the number of steps.  tests/test_imports.py and test_machinery.py run it,
@@ -40,7 +40,7 @@ def check(step):
     if state["patch"]:
         patch = sys.modules["keras_bn_patch"]
         assert patch.is_installed() is state["installed"], step
-        assert patch.is_enabled() is state["enabled"], step
+        assert patch.is_enabled() is (state["enabled"] and state["installed"]), step
         if not state["installed"]:
             assert patch.status() == {}, (step, patch.status())
     if not state["keras"]:
