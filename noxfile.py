@@ -41,7 +41,7 @@ FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env, stack.f
             for stack in support.STACKS}
 MATRIX = [stack.session for stack in support.STACKS if stack.role == "matrix"]
 COMPAT = [stack.session for stack in support.STACKS if stack.role == "compat"]
-TEST_DEPS = ["pytest", "hypothesis"]
+TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
 # Tests that need no Keras (fake modules, the benchmark gate, the support table): the machinery sessions.
 MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.

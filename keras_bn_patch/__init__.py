@@ -22,6 +22,17 @@ def is_enabled():
     return is_installed() and _switch.is_enabled()
 
 
+def load_ipython_extension(ipython):
+    """``%load_ext keras_bn_patch``: install the patch in this IPython kernel or shell."""
+    install()
+    print("keras_bn_patch: installed; build (or rebuild) your models now. %unload_ext keras_bn_patch removes it.")
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext keras_bn_patch``: remove the patch (graphs built meanwhile run plain Keras)."""
+    uninstall()
+
+
 # The tools import NumPy and Keras only when called: `import keras_bn_patch` stays light.
 def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
     """Which BN layers make ``model`` predict differently from how it trains on ``x``: a report

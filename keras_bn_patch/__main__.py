@@ -1,4 +1,5 @@
-"""Command line: ``python -m keras_bn_patch status | demo | diagnose MODEL_FILE --data DATA``.
+"""Command line (``keras-bn-patch`` or ``python -m keras_bn_patch``): ``run SCRIPT|-m MODULE [ARGS]``,
+``site install|uninstall|status [--user]``, ``status``, ``demo``, ``diagnose MODEL_FILE --data DATA``.
 
 Exit codes: 0 done (diagnose: healthy), 1 diagnose found problems, 2 bad usage
 (unknown option, missing or unreadable file, data that does not fit the model).
@@ -11,9 +12,37 @@ import sys
 from .tools.keras_api import FLAVOURS
 
 
+RUN_USAGE = "usage: keras-bn-patch run SCRIPT [ARGS...]  |  keras-bn-patch run -m MODULE [ARGS...]"
+
+
+def _run(argv):
+    """``run``: parsed by hand, so that every argument after the target is the program's own."""
+    if argv[:1] == ["-m"] and len(argv) > 1:
+        from .launcher import run
+        return run(argv[1], argv[2:], module=True)
+    if argv and not argv[0].startswith("-"):
+        if not os.path.isfile(argv[0]):
+            print("%s\nerror: SCRIPT %r: no such file" % (RUN_USAGE, argv[0]), file=sys.stderr)
+            return 2
+        from .launcher import run
+        return run(argv[0], argv[1:])
+    print("%s\nerror: run needs a SCRIPT or -m MODULE, got %s" % (RUN_USAGE, " ".join(argv) or "nothing"),
+          file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m keras_bn_patch")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        return _run(argv[1:])
+    parser = argparse.ArgumentParser(prog="keras-bn-patch")
     commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run a Python script or module patched, and the processes it starts "
+                        "(run SCRIPT [ARGS...] or run -m MODULE [ARGS...])")
+    site_parser = commands.add_parser("site", help="start every Python process of this environment patched "
+                                      "(one .pth file), or stop")
+    site_parser.add_argument("action", choices=("install", "uninstall", "status"))
+    site_parser.add_argument("--user", action="store_true", help="the user site-packages, not the environment's")
     status = commands.add_parser("status", help="import the installed Keras flavours and show what is patched")
     status.add_argument("--json", action="store_true")
     demo = commands.add_parser("demo", help="fine-tune a frozen BN backbone, unpatched vs patched")
@@ -36,6 +65,8 @@ def main(argv=None):
         parser.print_help()
         return 2
 
+    if args.command == "site":
+        return _site(args)
     import keras_bn_patch
     if args.command == "status":
         from .tools import keras_api
@@ -61,11 +92,24 @@ def main(argv=None):
     if args.command == "diagnose":
         return _diagnose(args)
     if args.epochs < 1:
-        parser.error("--epochs must be at least 1, got %d" % args.epochs)
+        demo.error("--epochs must be at least 1, got %d" % args.epochs)
     from . import demo as _demo
     result = _demo.run(args.flavour, epochs=args.epochs)
     if args.json:
         print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def _site(args):
+    from . import site_switch
+    if args.action == "install":
+        print("installed %s: every Python process of this environment starts patched" % site_switch.install(args.user))
+    elif args.action == "uninstall":
+        removed = site_switch.uninstall(args.user)
+        print("removed %s" % removed if removed else "nothing to remove: %s does not exist" % site_switch.path(args.user))
+    else:
+        found = site_switch.status(args.user)
+        print("installed: %s" % found if found else "not installed (%s does not exist)" % site_switch.path(args.user))
     return 0
 
 

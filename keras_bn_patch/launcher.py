@@ -1,0 +1,52 @@
+"""``keras-bn-patch run SCRIPT [ARGS...]`` / ``run -m MODULE [ARGS...]``: a program, patched,
+without a line of it edited.
+
+The program runs as ``python SCRIPT ARGS`` would run it: ``sys.argv``, ``__name__ ==
+"__main__"`` (in a real ``__main__`` module, so its classes pickle), ``sys.path[0]``, exit
+status and tracebacks, with the patch installed before its first line.  Python processes it
+starts (subprocess, multiprocessing's spawn, Keras's data workers) start patched too: the
+launcher puts a ``sitecustomize`` on ``PYTHONPATH`` for them, as coverage.py and
+OpenTelemetry's launcher do.  ``KERAS_BN_PATCH=0`` wins everywhere.
+"""
+import os
+import runpy
+import sys
+import types
+
+STARTUP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
+
+
+def _patch_children():
+    paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    if STARTUP not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([STARTUP] + paths)
+    top = os.path.dirname(os.path.dirname(STARTUP))  # where keras_bn_patch_startup lives too
+    if top not in paths:
+        os.environ["PYTHONPATH"] += os.pathsep + top
+
+
+def _run_script(path, args):
+    with open(path, "rb") as handle:
+        source = handle.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = sys.modules["builtins"]
+    main.__loader__ = None
+    main.__spec__ = None
+    sys.modules["__main__"] = main
+    sys.argv = [path] + list(args)
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    exec(code, main.__dict__)
+
+
+def run(target, args, module=False):
+    """Run ``target`` (a script path, or a module name with ``module=True``) patched."""
+    import keras_bn_patch  # noqa: F401  (installs unless KERAS_BN_PATCH=0, which children inherit)
+    _patch_children()
+    if module:
+        sys.argv = [target] + list(args)
+        sys.path[0] = os.getcwd()  # as `python -m` does
+        runpy._run_module_as_main(target, alter_argv=True)
+    else:
+        _run_script(target, args)
