@@ -5,7 +5,6 @@ each (training-mode loss == inference loss at lr 0); the plain trap without them
 import json
 import os
 
-import pytest
 
 from helpers import run_python, script
 
