@@ -12,7 +12,8 @@ measured again with more rounds before it counts (gate.py):
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
 Ratios: frozen backbone patched/unpatched and patched/ideal, trainable model
 patched/unpatched; the eager per-call overhead of the wrapper on one BN call
-(TF 2 flavours); and the wall time of ``import keras_bn_patch`` in a fresh interpreter.
+(TF 2 flavours); the wall time of ``import keras_bn_patch`` in a fresh interpreter; and what the
+site switch's ``.pth`` line adds to every interpreter start (importing its start-up finder).
 """
 import argparse
 import json
@@ -129,6 +130,14 @@ def import_seconds(repeats):
     return float(np.median(values)), spread(values)
 
 
+def startup_seconds(repeats):
+    """What the site switch's .pth line adds to every interpreter start: the import of the
+    start-up finder, in fresh interpreters (median, and its spread)."""
+    code = "import time; t = time.perf_counter(); import keras_bn_patch_startup; print(time.perf_counter() - t)"
+    values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
+    return float(np.median(values)), spread(values)
+
+
 def batch():
     """The one batch every arm trains on: raw 0-255 pixels, random targets."""
     rng = np.random.RandomState(0)
@@ -170,6 +179,7 @@ def main(argv=None):
         "trainable_step_patched_over_unpatched": lambda r: paired_ratio(times(False, r), "patched", "unpatched"),
         "eager_call_overhead": lambda r: eager_overhead(api, r),
         "import_seconds": import_seconds,
+        "startup_pth_seconds": startup_seconds,
     }
     figures = {name: gate.confirmed(args.session, name, measure, args.rounds) for name, measure in measures.items()}
     speed = {name: value for name, (value, _, _) in figures.items()}

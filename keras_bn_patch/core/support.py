@@ -176,7 +176,7 @@ UNSUPPORTED = (
 EXTRAS = {
     "keras2-tf1": ["keras>=2.0,<2.4", "tensorflow>=1.4,<2"] + _TF1,
     "tf1": ["tensorflow>=1.13,<2"] + _TF1,
-    "tf2": ["tensorflow>=2.0,<2.16"],
+    "tf2": ["tensorflow>=2.0,<2.16", "numpy<1.24"],
     "tf-keras": ["tensorflow>=2.15", "tf-keras>=2.15"],
 }
 
