@@ -1,0 +1,44 @@
+"""MultiWorkerMirroredStrategy with 2 worker processes on localhost (``TF_CONFIG``), in the TF >= 2.4
+flavours with the V1 class and tf_keras: the frozen layer held on every worker (fit loss at
+learning rate 0 == evaluate loss, statistics bit-identical), and every worker ends with the same
+weights, bit for bit."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import TESTS, script
+
+from keras_bn_patch.core.versions import version_tuple
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def test_two_workers_hold_the_frozen_layer_and_agree(api):
+    import tensorflow as tf
+    if api.name not in ("tf.keras", "tf_keras") or version_tuple(tf.__version__) < (2, 4):
+        pytest.skip("%s %s: MultiWorkerMirroredStrategy is tested from TF 2.4, V1 class and tf_keras" % (
+            api.name, api.version))
+    ports = [free_port(), free_port()]
+    workers = [subprocess.Popen([sys.executable, script("multiworker_run.py"), api.name, str(index)] + ports,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                cwd=TESTS, env=dict(os.environ))
+               for index in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    found = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    for result in found:
+        assert abs(result["fit"] - result["evaluate"]) <= 1e-5 * max(1.0, abs(result["evaluate"])), result
+        assert result["statistics_kept"], result
+    first, second = ([np.array(w) for w in result["weights"]] for result in found)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, [np.array(w) for w in found[0]["start"]]))  # it trained
