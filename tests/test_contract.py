@@ -235,7 +235,7 @@ def test_trainable_batchnorm_still_learns_its_statistics(api):
 def test_status_names_this_flavour(api):
     from keras_bn_patch.core.versions import version_tuple
     status = keras_bn_patch.status()
-    label = {"keras3": "keras"}.get(api.name, api.name)
+    label = api.name  # status() names flavours as the support table does
     if api.name == "keras3":
         state = "native"
     elif api.name == "keras" or version_tuple(api.version) < (2, 2):
