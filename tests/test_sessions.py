@@ -25,7 +25,15 @@ def compiled(api):
     model, bn = frozen_model(api, name="session_bn")
     model.compile(keras_api.sgd(api, 0.0), "mse")
     assert abs(train_minus_test_loss(model)) < 1e-5  # held in the session it was built in
-    return model, bn, session, model.get_weights()
+    import tensorflow as tf
+    v1 = getattr(getattr(tf, "compat", None), "v1", tf)  # TF 1.5 has no tf.compat.v1
+    return model, bn, session, model.get_weights(), v1
+
+
+def reinitialise(session, v1, model, weights):
+    """What TF 1 code mixing in its own ops does: every variable initialised again, weights reloaded."""
+    session.run(v1.global_variables_initializer())
+    model.set_weights(weights)
 
 
 def assert_held_here(api, model, bn):
@@ -38,31 +46,23 @@ def assert_held_here(api, model, bn):
 
 
 def test_held_after_every_variable_is_reinitialised(api, compiled):
-    import tensorflow as tf
-    model, bn, session, weights = compiled
-    v1 = getattr(tf, "compat", tf).v1 if hasattr(tf, "compat") else tf
-    session.run(v1.global_variables_initializer())
-    model.set_weights(weights)
+    model, bn, session, weights, v1 = compiled
+    reinitialise(session, v1, model, weights)
     assert abs(train_minus_test_loss(model)) < 1e-5
     assert_held_here(api, model, bn)
 
 
 def test_held_in_a_new_session(api, compiled):
-    import tensorflow as tf
-    model, bn, session, weights = compiled
-    v1 = getattr(tf, "compat", tf).v1 if hasattr(tf, "compat") else tf
+    model, bn, session, weights, v1 = compiled
     fresh = v1.Session(graph=session.graph)
     api.keras.backend.set_session(fresh)
-    fresh.run(v1.global_variables_initializer())
-    model.set_weights(weights)
+    reinitialise(fresh, v1, model, weights)
     assert abs(train_minus_test_loss(model)) < 1e-5
     assert_held_here(api, model, bn)
 
 
 def test_held_in_a_session_of_another_thread(api, compiled):
-    import tensorflow as tf
-    model, bn, session, weights = compiled
-    v1 = getattr(tf, "compat", tf).v1 if hasattr(tf, "compat") else tf
+    model, bn, session, weights, v1 = compiled
     gaps = []
 
     def thread():
@@ -70,8 +70,7 @@ def test_held_in_a_session_of_another_thread(api, compiled):
             own = v1.Session(graph=session.graph)
             with own.as_default():
                 api.keras.backend.set_session(own)
-                own.run(v1.global_variables_initializer())
-                model.set_weights(weights)
+                reinitialise(own, v1, model, weights)
                 gaps.append(train_minus_test_loss(model))
 
     worker = threading.Thread(target=thread)
