@@ -4,6 +4,7 @@ We never import TensorFlow or Keras ourselves.  A hook that fails logs on the
 ``keras_bn_patch`` logger, leaves that Keras untouched, and shows up in
 ``status()``; it never raises into the user's ``import``.
 """
+import importlib
 import sys
 import threading
 import warnings
@@ -44,7 +45,14 @@ def _record(label, version_of, state, package=None):
 
 
 def _version(package):
-    return str(getattr(sys.modules.get(package), "__version__", "unknown"))
+    module = sys.modules.get(package)
+    version = getattr(module, "__version__", None)
+    if version is None and module is not None:  # still importing: Keras 3 sets it last, from src/version.py
+        try:
+            version = importlib.import_module(package + ".src.version").__version__
+        except Exception:  # no such module: the version is unknown
+            pass
+    return str(version or "unknown")
 
 
 def _guarded(label, version_of, function):
@@ -83,8 +91,7 @@ def _tf_keras_hook(family):
         names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
         if not names:
             keras3 = support.flavour("keras3")
-            package = sys.modules.get(keras3.package)
-            if family.version_of == keras3.package and version_tuple(getattr(package, "__version__", "")) >= \
+            if family.version_of == keras3.package and version_tuple(_version(keras3.package)) >= \
                     keras3.native_from:  # Keras 3: `call` checks `training and self.trainable` itself
                 _record(keras3.name, keras3.package, "native")
             else:
