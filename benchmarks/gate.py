@@ -19,7 +19,11 @@ SPEED_TARGETS = {
     "eager_call_overhead": (0.02, 1.0),
     "import_seconds": (0.05, 0.05),
     "startup_pth_seconds": (0.002, 0.002),
+    "diagnose_over_predict": (3.0, 3.0),  # ResNet50, 128 images (tools_cost.py)
+    "recalibrate_over_predict": (4.0, 4.0),
 }
+# The tools' statistics against the layer-by-layer reference (in standard deviations): at most.
+RECALIBRATE_MAX_REL_DIFF = 1e-3
 # Targets this package does not meet yet, per benchmark session: (the ceiling CI still
 # enforces so that it cannot get worse, why).  Printed as KNOWN MISS on every check.
 KNOWN_MISSES = {
@@ -28,6 +32,20 @@ KNOWN_MISSES = {
               "into one _FusedConv2D only for a BN layer that is statically in inference mode; the "
               "runtime flag that honours late freezing puts a conditional between them (op profile: "
               "the unfused FusedBatchNorm + Relu, about 7 ms of a 65 ms step); measured 1.04-1.10"),
+    # diagnose: its two passes are 2x; building its two graphs (Keras 2) or traces (TF 2) adds a
+    # fixed 1-2 s, which 128 images do not amortise.  Per-layer passes (before) were 36-53x.
+    ("keras224", "diagnose_over_predict"): (
+        8.0, "two passes plus a fixed 1-2 s of graph building, on 128 images; measured 4.1-4.5"),
+    ("keras215", "diagnose_over_predict"): (
+        10.0, "two passes plus a fixed 1-2 s of tracing, on 128 images; measured 5.6"),
+    # recalibrate: on a random-weight ResNet50 with batches of 32, an error in one layer's
+    # statistics grows from layer to layer, so each pass settles about one layer and the tool
+    # finishes layer by layer (one pass up to each layer: sum over layers, about 26 predicts).
+    ("keras224", "recalibrate_over_predict"): (
+        80.0, "passes settle one layer each on this net: finished layer by layer; measured 45-50 (107 before)"),
+    ("keras215", "recalibrate_over_predict"): (
+        110.0, "passes settle one layer each on this net: finished layer by layer, a trace per layer; "
+               "measured 73"),
 }
 RETRIES = 2  # re-measurements of a breaching figure, each with RETRY_FACTOR times the rounds
 RETRY_FACTOR = 3

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from gate import KNOWN_MISSES, SPEED_TARGETS, limit, target_limit
+from gate import KNOWN_MISSES, RECALIBRATE_MAX_REL_DIFF, SPEED_TARGETS, limit, target_limit
 
 ACCURACY_TOLERANCE = 0.005  # half a point
 METRICS = (("train_mode_acc", "training mode (fit)"), ("evaluate_train_acc", "evaluate(), training data"),
@@ -46,7 +46,9 @@ def summarise(accuracy, speed):
         top[figure + "_flavour"] = session
     top["by_flavour"] = {session: dict(report["speed"], environment=report["environment"])
                          for session, report in speed.items()}
-    return {"accuracy": accuracy["accuracy"], "speed": top,
+    tools = dict(accuracy["accuracy"], recalibrate_max_rel_diff_vs_exact=max(
+        report["speed"].get("recalibrate_max_rel_diff_vs_exact", 0.0) for report in speed.values()))
+    return {"accuracy": tools, "speed": top,
             "environment": {"accuracy": accuracy["environment"],
                             "speed": {s: r["environment"] for s, r in speed.items()}}}
 
@@ -59,6 +61,10 @@ def check(accuracy, speed):
             if gap > ACCURACY_TOLERANCE:
                 failures.append("%s: patched and ideal %s differ by %.4f" % (name, metric, gap))
     for session, report in speed.items():
+        difference = report["speed"].get("recalibrate_max_rel_diff_vs_exact")
+        if difference is not None and difference > RECALIBRATE_MAX_REL_DIFF:
+            failures.append("%s: recalibrate's statistics differ from the layer-by-layer ones by %.2g "
+                            "(at most %g)" % (session, difference, RECALIBRATE_MAX_REL_DIFF))
         for figure, (target, _) in SPEED_TARGETS.items():
             value = report["speed"].get(figure)
             if value is None:

@@ -12,8 +12,9 @@ measured again with more rounds before it counts (gate.py):
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
 Ratios: frozen backbone patched/unpatched and patched/ideal, trainable model
 patched/unpatched; the eager per-call overhead of the wrapper on one BN call
-(TF 2 flavours); the wall time of ``import keras_bn_patch`` in a fresh interpreter; and what the
-site switch's ``.pth`` line adds to every interpreter start (importing its start-up finder).
+(TF 2 flavours); the wall time of ``import keras_bn_patch`` in a fresh interpreter; what the
+site switch's ``.pth`` line adds to every interpreter start (importing its start-up finder); and
+what diagnose() and recalibrate() cost on ResNet50 against a predict() pass (tools_cost.py).
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ import numpy as np
 
 import gate
 import keras_bn_patch
+import tools_cost
 from keras_bn_patch.tools import keras_api
 
 BATCH, SIZE, CHANNELS = 32, 32, 32
@@ -160,10 +162,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=9)  # a multiple of the 3 arms: each order alike
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="9 rounds of 3 steps (CI)")
+    parser.add_argument("--images", type=int, default=128, help="the tools' data (ResNet50)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 9, 3
+    tools_rounds = 1 if args.quick else 3  # each round of the tools takes a minute or two
     api = keras_api.load(args.flavour)
     x, y = batch()
     timed = {}  # (frozen, rounds) -> step times: both frozen figures come from one measurement
@@ -181,15 +185,26 @@ def main(argv=None):
         "import_seconds": import_seconds,
         "startup_pth_seconds": startup_seconds,
     }
+    tools = tools_cost.ToolsCost(api, args.images)
+    for tool in ("diagnose", "recalibrate"):  # the gate's retries scale the tools' rounds alike
+        measures[tool + "_over_predict"] = lambda r, tool=tool: paired_ratio(
+            tools.times(tools_rounds * r // args.rounds), tool, "predict")
     figures = {name: gate.confirmed(args.session, name, measure, args.rounds) for name, measure in measures.items()}
     speed = {name: value for name, (value, _, _) in figures.items()}
     speed["noise_iqr_over_median"] = {name: noise for name, (_, noise, _) in figures.items()}
     speed["attempts"] = {name: attempts for name, (_, _, attempts) in figures.items() if len(attempts) > 1}
+    speed["tools_seconds"] = {name: float(np.median(values)) for name, values in tools.times(tools_rounds).items()}
+    difference, passes, exact_seconds = tools.against_exact()
+    speed["tools_seconds"]["recalibrate_layer_by_layer"] = exact_seconds
+    speed["recalibrate_passes"] = passes
+    speed["recalibrate_max_rel_diff_vs_exact"] = difference
     speed["step_seconds"] = {group: {arm: float(np.median(values)) for arm, values in times(frozen, args.rounds).items()}
                              for group, frozen in (("frozen", True), ("trainable", False))}
     report = {"speed": speed, "environment": {
         "flavour": api.name, "version": api.version, "python": sys.version.split()[0],
-        "cpus": os.cpu_count(), "rounds": args.rounds, "steps": args.steps, "batch": BATCH}}
+        "cpus": os.cpu_count(), "rounds": args.rounds, "steps": args.steps, "batch": BATCH,
+        "tools": {"model": "ResNet50", "images": args.images, "batch": tools_cost.BATCH, "bn_layers": len(tools.layers),
+                  "rounds": tools_rounds}}}
     write(report, args.out)
 
 

@@ -43,11 +43,14 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
                     fine_tuned_unpatched=fine_tuned_unpatched, steps=steps)
 
 
-def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1):
-    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``; returns
-    a summary of how far they moved.  See ``keras_bn_patch.tools.recalibrate``."""
+def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
+                tolerance=1e-4):
+    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``, in a few
+    passes over it (``method="layer_by_layer"``: one pass per layer); returns a summary of how
+    far they moved and the passes taken.  See ``keras_bn_patch.tools.recalibrate``."""
     from .tools.recalibrate import recalibrate
-    return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose)
+    return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose,
+                       method=method, tolerance=tolerance)
 
 
 if os.environ.get("KERAS_BN_PATCH", "1").strip().lower() not in ("0", "false", "no", "off"):

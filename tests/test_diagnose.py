@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
+import keras_bn_patch.tools.diagnose
 from keras_bn_patch import demo as _demo
 from keras_bn_patch.tools import keras_api
 from helpers import run_python, save_every_format
@@ -232,6 +233,71 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     assert repaired > train_accuracy - 0.03
     with keras_bn_patch.disabled():
         assert keras_bn_patch.diagnose(loaded, x).healthy
+
+
+def statistics(api, model):
+    return [value(api, variable) for _, layer, _ in keras_bn_patch.tools.diagnose.bn_layers(model)
+            for variable in (layer.moving_mean, layer.moving_variance)]
+
+
+def largest_difference(api, model, found, exact):
+    """Over every layer and channel: mean in standard deviations, variance relative to itself."""
+    layers = [layer for _, layer, _ in keras_bn_patch.tools.diagnose.bn_layers(model)]
+    worst = 0.0
+    for index, layer in enumerate(layers):
+        mean, variance = exact[2 * index], exact[2 * index + 1]
+        worst = max(worst, np.max(np.abs(found[2 * index] - mean) / np.sqrt(variance + layer.epsilon)),
+                    np.max(np.abs(found[2 * index + 1] - variance) / (variance + layer.epsilon)))
+    return worst
+
+
+@pytest.mark.parametrize("case", ["demo", "three_images"])
+def test_passes_give_the_layer_by_layer_statistics(api, case):
+    """The default method (every layer in each pass) against one pass per layer, the exact
+    reference: statistics within 1e-3, the repaired model's accuracy within 0.1 point."""
+    if case == "demo":
+        model, x, y, _ = fine_tuned_without_the_patch(api)
+    else:
+        rng = np.random.RandomState(SEED)
+        x = rng.uniform(0, 255, size=(40, 12, 12, 3)).astype("float32")
+        y = np.eye(3, dtype="float32")[np.arange(40) % 3]
+        model = small_resnet(api)
+        model.set_weights([_demo.glorot(rng, w.shape) if w.ndim > 1 else w for w in model.get_weights()])
+    initial = model.get_weights()
+    exact_summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=16, method="layer_by_layer")
+    exact, exact_accuracy = statistics(api, model), accuracy(model, x, y)
+    model.set_weights(initial)
+    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=16)
+    print(summary)
+    layers = len(summary.rows)
+    assert exact_summary.passes == layers and summary.method == "passes" and 2 <= summary.passes <= layers + 4
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-3
+    assert abs(accuracy(model, x, y) - exact_accuracy) <= 0.001
+    assert summary.to_dict()["passes"] == summary.passes and "passes over the data" in str(summary)
+
+
+def test_passes_settle_a_two_layer_model_in_three(api):
+    """The estimate pass, one inference pass that makes both layers exact, one that sees no change."""
+    model, _ = nested_model(api)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    assert summary.passes == 3
+
+
+def test_diagnose_changes_no_weight(api):
+    model, backbone = nested_model(api)
+    before = model.get_weights()
+    keras_bn_patch.diagnose(model, X)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_recalibrate_method_and_tolerance_named_when_wrong(api):
+    model, _ = nested_model(api)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="method must be 'passes' or 'layer_by_layer', got 'fast'"):
+        keras_bn_patch.recalibrate(model, X, method="fast")
+    with pytest.raises(ValueError, match="tolerance must be a number >= 0, got -1"):
+        keras_bn_patch.recalibrate(model, X, tolerance=-1)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_cli_usage_errors_exit_2(api, tmp_path):

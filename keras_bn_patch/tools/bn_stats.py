@@ -1,7 +1,9 @@
 """Per-channel statistics of what a BN layer receives, and how far its moving ones are from them.
 
-Population statistics are accumulated batch by batch in float64 with Chan's
-pairwise update (exact up to rounding, independent of batch size): the variance
+Each batch's per-channel moments are computed in the model's graph (mean, then
+squared deviations from it: two passes over the batch, in float32); batches are
+merged in float64 with Chan's pairwise update (exact up to rounding, independent
+of batch size), so no activation leaves the graph.  The variance
 is the population one (divided by the count), as the statistics describe all of
 the data rather than estimate them from a sample.
 """
@@ -10,29 +12,17 @@ import numpy as np
 from . import keras_api
 
 
-def _axes(layer, ndim):
-    axis = layer.axis
-    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-    return sorted(a % ndim for a in axes)
-
-
 class Moments(object):
     """Running per-channel count, mean and sum of squared deviations over a layer's inputs."""
 
-    def __init__(self, layer):
-        self._layer = layer
+    def __init__(self):
         self.count, self.mean, self._m2 = 0, None, None
 
-    def add(self, inputs):
-        inputs = np.asarray(inputs, dtype="float64")
-        channels = _axes(self._layer, inputs.ndim)
-        moved = np.moveaxis(inputs, channels, list(range(inputs.ndim - len(channels), inputs.ndim)))
-        flat = moved.reshape((-1, int(np.prod(moved.shape[inputs.ndim - len(channels):]))))
-        count = flat.shape[0]
+    def add(self, count, mean, m2):
+        """Merge one batch's (count, per-channel mean, per-channel sum of squared deviations)."""
         if count == 0:
             return
-        mean = flat.mean(axis=0)
-        m2 = np.square(flat - mean).sum(axis=0)
+        mean, m2 = np.asarray(mean, dtype="float64"), np.asarray(m2, dtype="float64")
         if self.count == 0:
             self.count, self.mean, self._m2 = count, mean, m2
             return
@@ -47,16 +37,19 @@ class Moments(object):
         return self._m2 / self.count
 
 
-def layer_values(api, layer):
-    """{moving_mean, moving_variance, gamma (ones without scale)} as flat float64 arrays."""
-    def value(variable):
-        return np.asarray(keras_api.get_value(api, variable)).astype("float64").ravel()
-
-    mean = value(layer.moving_mean)
-    gamma = getattr(layer, "gamma", None)
-    return {"moving_mean": mean,
-            "moving_variance": value(layer.moving_variance),
-            "gamma": np.ones_like(mean) if gamma is None else value(gamma)}
+def layer_values(api, layers):
+    """{layer: {moving_mean, moving_variance, gamma (ones without scale)}} as flat float64 arrays."""
+    variables = [(layer, name, getattr(layer, name, None)) for layer in layers
+                 for name in ("moving_mean", "moving_variance", "gamma")]
+    present = [entry for entry in variables if entry[2] is not None]
+    values = dict(((id(layer), name), np.asarray(value, dtype="float64").ravel()) for (layer, name, _), value
+                  in zip(present, keras_api.get_values(api, [variable for _, _, variable in present])))
+    found = {}
+    for layer in layers:
+        mean = values[id(layer), "moving_mean"]
+        found[layer] = {"moving_mean": mean, "moving_variance": values[id(layer), "moving_variance"],
+                        "gamma": values.get((id(layer), "gamma"), np.ones_like(mean))}
+    return found
 
 
 def distance(mean, variance, moving_mean, moving_variance, epsilon, gamma):

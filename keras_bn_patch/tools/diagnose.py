@@ -4,11 +4,13 @@ For every BN layer (through nested models) the statistics of what it receives
 from ``x`` in inference mode are compared with its moving statistics, and the
 difference between its training-mode and inference-mode outputs on ``x`` is
 computed from them (see ``_bn_stats.distance``).  The whole model is run twice on
-``x``: BN layers in training mode (as this process would train them: held
-layers stay held), and in inference mode; every other layer (Dropout, ...) is in
-inference mode both times, so only BN can make the two differ.  Nothing about
-the model changes: eager training-mode runs update moving statistics, so every
-weight is put back afterwards.
+``x``, and only twice: in inference mode (which measures every layer's input at
+the same time), and with each BN layer as fit() in this process runs it
+(normalised by its batch's statistics, unless held: frozen and patched, or
+natively frozen); every other layer (Dropout, ...) is in inference mode both
+times, so only BN can make the two differ.  The batch statistics are computed
+by the tool, not by the layers' training-mode calls, so no moving statistic
+moves: nothing about the model changes.
 """
 import numpy as np
 
@@ -110,33 +112,24 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     if not found:
         return Report([], None, tolerance)
     layers = [layer for _, layer, _ in found]
-    weights = model.get_weights() if api.eager else None
-    try:
-        with _views.running(model), _forward.errors_named("running the model on x"):
-            forward = _forward.Forward(api, model, layers)
-            moments = {layer: _bn_stats.Moments(layer) for layer in layers}
-            for batch in batches:
-                for layer, arrays in forward.inputs_of(batch, layers).items():
-                    for array in arrays:
-                        moments[layer].add(array)
-            # Inference first: eager training-mode calls update moving statistics as they go.
-            outputs = {bn_training: [forward.outputs(batch, bn_training)[0] for batch in batches]
-                       for bn_training in (False, True)}
-    finally:
-        if api.eager:  # training-mode BN calls updated moving statistics: put every weight back
-            model.set_weights(weights)
+    with _views.running(model), _forward.errors_named("running the model on x"):
+        forward = _forward.Forward(api, model, layers)
+        inference, moments = forward.measure(batches, layers, outputs=True)
+        unheld = [layer for _, layer, frozen in found
+                  if not (frozen and _views.handled_by(layer) in ("patched", "native"))]
+        training = forward.measure(batches, (), normalise=unheld, outputs=True)[0]
+    values = _bn_stats.layer_values(api, layers)
     rows = []
     for path, layer, frozen in found:
         if moments[layer].count == 0:
             continue  # not called by the model
         handled_by = _views.handled_by(layer)
-        values = _bn_stats.layer_values(api, layer)
-        distance = _bn_stats.distance(moments[layer].mean, moments[layer].variance, values["moving_mean"],
-                                      values["moving_variance"], float(layer.epsilon), values["gamma"])
+        distance = _bn_stats.distance(moments[layer].mean, moments[layer].variance, values[layer]["moving_mean"],
+                                      values[layer]["moving_variance"], float(layer.epsilon), values[layer]["gamma"])
         verdict = _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched)
         rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by,
                          verdict=verdict, advice=ADVICE[verdict], **distance))
-    return Report(rows, _compare(outputs[True], outputs[False]), tolerance)
+    return Report(rows, _compare(training, inference), tolerance)
 
 
 def _compare(training, inference):

@@ -1,39 +1,49 @@
-"""Run a model on input batches and see what its BN layers receive.
+"""Run a model on input batches and measure what its BN layers receive, in one pass.
 
-Each BN layer's ``call`` is shadowed on the instance for the duration of a run
-(``vars(layer)["call"]``; the class, and the patch on it, stay as they are).  The
-shadow records the layer's input and can force the layer into training mode.
+Each BN layer's ``call`` is shadowed on the instance while the model's graph is
+built or traced (``vars(layer)["call"]``; the class, and the patch on it, stay as
+they are).  The shadow can record per-channel moments of the layer's input
+(computed in the graph, so only a few numbers per channel and batch leave it),
+and either normalise the layer by its own batch statistics, computed here (what
+training mode does, without its moving-average updates: recalibrate's first
+estimate, diagnose's training-mode figure), or run the layer's own call in
+inference mode (``training=False``, so a graph flavour builds no training branch).
 This works the same for nested models, shared layers and every flavour, since
 all of them call ``layer.call``.
 
-Eager flavours call the model on each batch.  Graph flavours (Keras 2, TF 1
-tf.keras) call it once on new input placeholders and build backend functions of
-the recorded tensors; every run then reads the current variables, so moving
-statistics written by recalibrate() reach the layers below at once.
-All layers not forced run in inference mode.  A BN layer the model never calls
-(an unused branch) has no inputs and is left out.
+Graph flavours (Keras 2, TF 1 tf.keras, Theano) call the model once per mode on
+new input placeholders and build one backend function per set of fetches; TF 2
+flavours trace one ``tf.function`` per set.  Every run reads the current
+variables, so moving statistics written between passes take effect at once.
+Every other layer runs in inference mode.  A BN layer the model never calls (an
+unused branch) is never measured.
 """
 import contextlib
+import logging
 
 import numpy as np
 
+from . import bn_stats
 
-class _Enough(Exception):
-    """Raised by a shadow once every wanted input was seen: the rest of the model need not run."""
+
+def channel_axes(layer, ndim):
+    axis = layer.axis
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    return sorted(a % ndim for a in axes)
 
 
 @contextlib.contextmanager
-def _shadowed(layers, record=None, force_training=False):
-    """Shadow ``call`` of each layer: ``record(layer, inputs)`` first; training=True if forced."""
+def _shadowed(layers, record, replace):
+    """Shadow ``call`` of each layer: ``record(layer, inputs)`` first, then
+    ``replace(layer, inputs, original, training, kwargs)`` gives the output."""
     shadowed = []
     try:
         for layer in layers:
             original = layer.call  # bound: the class's call, patched or not
 
             def call(inputs, training=None, _original=original, _layer=layer, **kwargs):
-                if record is not None:
-                    record(_layer, inputs)
-                return _original(inputs, training=True if force_training else training, **kwargs)
+                record(_layer, inputs)
+                return replace(_layer, inputs, _original, training, kwargs)
 
             shadowed.append((layer, vars(layer).get("call")))
             vars(layer)["call"] = call
@@ -50,119 +60,210 @@ def _listed(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+class _Ops(object):
+    """The few tensor operations the shadows need: Keras's backend in graph flavours (Theano
+    included), TensorFlow's own in TF 2 flavours (Keras 3's backend module lacks them)."""
+
+    def __init__(self, api):
+        if api.eager:
+            import tensorflow as tf
+            self.mean, self.sum = tf.reduce_mean, tf.reduce_sum
+            self.square, self.sqrt, self.shape, self.reshape = tf.square, tf.sqrt, tf.shape, tf.reshape
+            self.cast, self.int_shape = tf.cast, lambda tensor: tuple(tensor.shape.as_list())
+        else:
+            K = api.keras.backend
+            self.mean, self.sum = (lambda x, axis, keepdims=False, _f=f: _f(x, axis=axis, keepdims=keepdims)
+                                   for f in (K.mean, K.sum))
+            self.square, self.sqrt, self.shape, self.reshape = K.square, K.sqrt, K.shape, K.reshape
+            self.cast, self.int_shape = K.cast, K.int_shape
+
+    def moments(self, layer, inputs):
+        """[mean (channels kept as dims of size 1), sum of squared deviations, input shape]: the
+        batch's moments, two-pass within the batch; batches merge in float64 (bn_stats)."""
+        x = self.cast(inputs, "float32")
+        ndim = len(self.int_shape(x))
+        axes = [a for a in range(ndim) if a not in channel_axes(layer, ndim)]
+        mean = self.mean(x, axes, keepdims=True)
+        return [mean, self.sum(self.square(x - mean), axes), self.shape(x)]
+
+    def batch_normalised(self, layer, inputs):
+        """The layer's output normalised with its input batch's own statistics."""
+        x = self.cast(inputs, "float32")
+        ndim = len(self.int_shape(x))
+        channels = channel_axes(layer, ndim)
+        axes = [a for a in range(ndim) if a not in channels]
+        mean = self.mean(x, axes, keepdims=True)
+        variance = self.mean(self.square(x - mean), axes, keepdims=True)
+        param = self.int_shape(layer.moving_mean)
+        shape = list(param) if len(param) == ndim else [1] * ndim
+        if len(param) != ndim:
+            for axis, size in zip(channels, param):
+                shape[axis] = size
+        out = (x - mean) / self.sqrt(variance + float(layer.epsilon))
+        if getattr(layer, "gamma", None) is not None:
+            out = out * self.reshape(layer.gamma, shape)
+        if getattr(layer, "beta", None) is not None:
+            out = out + self.reshape(layer.beta, shape)
+        return self.cast(out, inputs.dtype) if inputs.dtype != x.dtype else out
+
+
 class Forward(object):
-    """``inputs_of(batch, layers)``: {layer: [input arrays, one per call]} in inference mode;
-    ``outputs(batch, bn_training)``: the model's outputs, BN layers forced to training mode
-    or not.  Layers come out in the order the model calls them (``call_order``)."""
+    """``run(batch, measure, normalise, outputs)``: one pass of the model over a batch; returns the model's first output (if asked) and {layer: [(count, mean, m2), one per
+    distinct call]} for the layers in ``measure``.  ``call_order(batch)``: the BN layers in the
+    order the model calls them."""
 
     def __init__(self, api, model, bn_layers):
         self._api, self._model = api, model
         self._bn_layers = list(bn_layers)
-        self._calls = {}  # layer -> calls per forward pass, in call order
+        self._ops = _Ops(api)
+        self._calls = []  # BN layers in call order
         self._functions = {}
-        if api.eager:
-            return
-        if not getattr(model, "inputs", None):
+        self._graphs = {}  # graph mode: (normalise, bn_training) -> (feeds, outputs, {layer: [inputs]})
+        if not api.eager and not getattr(model, "inputs", None):
             raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
                              "recalibrate need a functional or Sequential model in graph mode")
-        self._symbolic = {}  # layer -> its input tensors
-        self._graphs = {}  # bn_training -> (placeholders to feed, output tensors)
-
-        def record(layer, inputs):
-            self._calls[layer] = self._calls.get(layer, 0) + 1
-            self._symbolic.setdefault(layer, []).append(inputs)
-
-        self._build_graph(False, record)
-
-    def _build_graph(self, bn_training, record=None):
-        """Call the model on new placeholders (Keras caches the outputs of a call on the same ones)."""
-        K = self._api.keras.backend
-        placeholders = [self._api.keras.layers.Input(batch_shape=K.int_shape(tensor), dtype=K.dtype(tensor))
-                        for tensor in self._model.inputs]
-        with _shadowed(self._bn_layers, record, force_training=bn_training):
-            outputs = _listed(self._model(_as_input(placeholders)))
-        phase = K.learning_phase()
-        self._graphs[bn_training] = (placeholders + ([] if isinstance(phase, int) else [phase]), outputs)
 
     def call_order(self, first_batch):
-        if not self._calls:  # eager: learn it from one pass
-            self.inputs_of(first_batch, self._bn_layers)
+        if not self._calls:
+            self.run(first_batch, measure=self._bn_layers)
         return list(self._calls)
 
-    def inputs_of(self, batch, layers):
-        if self._calls:
-            layers = [layer for layer in layers if layer in self._calls]
-        if self._api.eager:
-            return self._eager_inputs(batch, layers)
-        key = ("inputs",) + tuple(id(layer) for layer in layers)
+    def run(self, batch, measure=(), normalise=(), outputs=False):
+        measure = tuple(measure)
+        key = (tuple(id(layer) for layer in measure), frozenset(id(layer) for layer in normalise), outputs)
         if key not in self._functions:
-            identity = getattr(self._api.keras.backend, "identity", None)  # not in TF 1 tf.keras
-            if identity is None:
-                import tensorflow as tf
-                identity = tf.identity  # TF cannot fetch a placeholder it also feeds
-            self._compile(key, False, [identity(tensor) for layer in layers for tensor in self._symbolic[layer]])
-        values = iter(self._run(key, batch))
-        return {layer: _distinct([next(values) for _ in self._symbolic[layer]]) for layer in layers}
+            build = self._trace if self._api.eager else self._compile
+            self._functions[key] = build(measure, set(normalise), outputs)
+        function, structure = self._functions[key]
+        values = [np.asarray(value) for value in function(batch)]
+        found = values[:1] if outputs else None
+        moments = {}
+        it = iter(values[1 if outputs else 0:])
+        for layer in structure():
+            mean, m2, shape = next(it), next(it), next(it)
+            axes = [a for a in range(len(shape)) if a not in channel_axes(layer, len(shape))]
+            entry = (int(np.prod([shape[a] for a in axes])), mean.ravel(), m2.ravel())
+            kept = moments.setdefault(layer, [])
+            if not any(_same(entry, other) for other in kept):
+                kept.append(entry)
+        return found, moments
 
-    def outputs(self, batch, bn_training):
-        if self._api.eager:
-            with _shadowed(self._bn_layers, force_training=bn_training):
-                return [self._numpy(out) for out in _listed(self._model(_as_input(batch), training=False))]
-        key = ("outputs", bn_training)
-        if key not in self._functions:
-            if bn_training not in self._graphs:  # built only when asked (diagnose)
-                self._build_graph(bn_training)
-            self._compile(key, bn_training, self._graphs[bn_training][1])
-        return self._run(key, batch)
+    def measure(self, batches, layers, normalise=(), outputs=False):
+        """One pass over the data: ([the first output per batch] or None, {layer: Moments})."""
+        found, moments = [] if outputs else None, {layer: bn_stats.Moments() for layer in layers}
+        for batch in batches:
+            output, measured = self.run(batch, layers, normalise, outputs)
+            if outputs:
+                found.append(output[0])
+            for layer, calls in measured.items():
+                for call in calls:
+                    moments[layer].add(*call)
+        return found, moments
 
-    def _compile(self, key, graph, fetches):
-        feeds = self._graphs[graph][0]
-        self._functions[key] = (len(feeds), self._api.keras.backend.function(feeds, fetches))
+    def _replace(self, normalise):
+        def replace(layer, inputs, original, training, kwargs):
+            if layer in normalise:
+                return self._ops.batch_normalised(layer, inputs)
+            return original(inputs, training=False, **kwargs)
+        return replace
 
-    def _run(self, key, batch):
-        """Run a backend function: the placeholders get the batch, the learning phase 0."""
-        feeds, function = self._functions[key]
-        values = function(list(batch) + [0] * (feeds - len(batch)))
-        return [np.asarray(value) for value in values]
+    # Graph flavours: one graph per set of normalised layers, one backend function per fetch list.
+    def _graph(self, normalise):
+        key = frozenset(id(layer) for layer in normalise)
+        if key not in self._graphs:
+            K = self._api.keras.backend
+            # New placeholders: Keras caches the outputs of a call on the same ones.
+            placeholders = [self._api.keras.layers.Input(batch_shape=K.int_shape(tensor), dtype=K.dtype(tensor))
+                            for tensor in self._model.inputs]
+            inputs, first = {}, not self._graphs
 
-    def _eager_inputs(self, batch, layers):
-        wanted = set(layers)
-        seen = {}
-        learning = not self._calls
-        remaining = dict((layer, self._calls[layer]) for layer in layers) if not learning else None
+            def record(layer, tensor):
+                inputs.setdefault(layer, []).append(tensor)
+                if first and layer not in self._calls:
+                    self._calls.append(layer)
 
-        def record(layer, inputs):
-            if learning:
-                self._calls[layer] = self._calls.get(layer, 0) + 1
-            if layer not in wanted:
-                return
-            seen.setdefault(layer, []).append(self._numpy(inputs))
-            if remaining is not None:
-                remaining[layer] -= 1
-                if not any(remaining.values()):
-                    raise _Enough()
+            with _shadowed(self._bn_layers, record, self._replace(normalise)):
+                outputs = _listed(self._model(_as_input(placeholders)))
+            phase = K.learning_phase()
+            feeds = placeholders + ([] if isinstance(phase, int) else [phase])
+            self._graphs[key] = (feeds, outputs, inputs, {})
+        return self._graphs[key]
 
-        with _shadowed(self._bn_layers, record):
-            try:
-                self._model(_as_input(batch), training=False)
-            except _Enough:
-                pass
-        return seen
+    def _compile(self, measure, normalise, outputs):
+        if not self._graphs:
+            self._graph(set())  # the plain graph first: it gives the call order
+        feeds, model_outputs, inputs, moments = self._graph(normalise)
+        if not moments:  # every layer's at once, shared by every function of this graph: in TF 1,
+            # each addition to a graph costs a fifth of a second in a ResNet's session
+            moments.update((id(tensor), self._ops.moments(layer, tensor))
+                           for layer, tensors in inputs.items() for tensor in tensors)
+        structure, fetches = [], list(model_outputs[:1]) if outputs else []
+        for layer in measure:
+            for tensor in inputs.get(layer, []):
+                structure.append(layer)
+                fetches.extend(moments[id(tensor)])
+        K = self._api.keras.backend
+        if getattr(K, "backend", lambda: "tensorflow")() == "tensorflow":
+            # The session itself: a backend function adds ops to the graph, and each addition
+            # costs a fifth of a second in a ResNet's TF 1 session (one function per layer).
+            session = K.get_session()
 
-    def _numpy(self, tensor):
-        if self._api.name == "keras3":
-            return np.asarray(self._api.keras.ops.convert_to_numpy(tensor))
-        return tensor.numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
+            def function(values):
+                return session.run(fetches, feed_dict=dict(zip(feeds, values)))
+        else:
+            function = K.function(feeds, fetches)
+
+        def run(batch):  # the placeholders get the batch, the learning phase 0
+            return function(list(batch) + [0] * (len(feeds) - len(batch))) if fetches else []
+        return run, lambda: structure
+
+    # TF 2 flavours: one traced function per set of fetches.
+    def _trace(self, measure, normalise, outputs):
+        import tensorflow as tf
+        wanted, structure = set(measure), []
+
+        def step(*batch):
+            del structure[:]  # traced again for a new batch shape: the same layers, in the same order
+            fetches = []
+
+            def record(layer, inputs):
+                if layer not in self._calls:
+                    self._calls.append(layer)
+                if layer in wanted:
+                    structure.append(layer)
+                    fetches.extend(self._ops.moments(layer, inputs))
+
+            with _shadowed(self._bn_layers, record, self._replace(normalise)):
+                found = _listed(self._model(_as_input(list(batch)), training=False))
+            return (found[:1] if outputs else []) + fetches
+
+        traced = tf.function(step)
+        dtypes = [np.dtype(getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype))  # Keras 3: a name
+                  for tensor in getattr(self._model, "inputs", None) or []]
+
+        def run(batch):  # as predict() would, the data in the inputs' dtypes (float32 if not said)
+            with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
+                return traced(*[np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
+                                           "float32" if part.dtype.kind in "fiu" else None)
+                                for index, part in enumerate(batch)])
+        return run, lambda: structure
 
 
-def _distinct(arrays):
+@contextlib.contextmanager
+def _quiet(name):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _same(entry, other):
     """Keras 2.1 builds a nested model's graph more than once per call (for its masks too), so a
     layer can record the same input several times: count each value once."""
-    kept = []
-    for array in arrays:
-        if not any(array.shape == other.shape and np.array_equal(array, other) for other in kept):
-            kept.append(array)
-    return kept
+    return entry[0] == other[0] and np.array_equal(entry[1], other[1]) and np.array_equal(entry[2], other[2])
 
 
 def _as_input(batch):
