@@ -59,6 +59,9 @@ def main(argv=None):
     diagnose.add_argument("--fine-tuned-unpatched", action="store_true",
                           help="the model was fine-tuned with frozen BN layers on batch statistics (plain "
                                "Keras 2, TF < 2.2 or tf.compat.v1 layers): judge its frozen layers so")
+    diagnose.add_argument("--strict", action="store_true",
+                          help="exit 1 also for frozen layers that plain Keras would fine-tune on batch "
+                               "statistics (by default that is advice, exit 0)")
     diagnose.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if args.command is None:
@@ -116,26 +119,32 @@ def _site(args):
 def _load_data(path):
     import numpy as np
     if not os.path.isfile(path):
-        raise ValueError("no data file %s" % path)
+        raise ValueError("--data: no data file %s" % path)
+    if not path.endswith((".npy", ".npz")):
+        raise ValueError("--data must be a .npy file, or a .npz file with an array 'x'; got %s" % path)
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError("cannot read %s as .npy or .npz: %s" % (path, error))
-    if isinstance(data, np.ndarray):
-        return data
-    names = list(data.keys())
-    if "x" in names:
-        return data["x"]
-    if len(names) == 1:
-        return data[names[0]]
-    raise ValueError("%s holds %s: name the inputs array 'x'" % (path, ", ".join(names)))
+        raise ValueError("--data: cannot read %s as .npy or .npz: %s" % (path, error))
+    if not isinstance(data, np.ndarray):
+        names = list(data.keys())
+        if "x" not in names and len(names) != 1:
+            raise ValueError("--data: %s holds %s: name the inputs array 'x'" % (path, ", ".join(names)))
+        data = data["x" if "x" in names else names[0]]
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise ValueError("--data: %s holds %d non-finite values (NaN or inf): statistics of it would be "
+                         "meaningless" % (path, int(np.size(data) - np.count_nonzero(np.isfinite(data)))))
+    return data
 
 
 def _load_model(path, flavour):
     from .tools import keras_api
     if not os.path.exists(path):
         raise ValueError("no model file %s" % path)
-    api = keras_api.load(flavour)
+    try:
+        api = keras_api.load(flavour)
+    except ImportError as error:
+        raise ImportError("--flavour %s: %s" % (flavour, error) if flavour else str(error))
     try:
         return api.keras.models.load_model(path, compile=False)
     except Exception as error:
@@ -156,7 +165,15 @@ def _diagnose(args):
         print("error: %s" % error, file=sys.stderr)
         return 2
     print(json.dumps(report.to_dict(), indent=2, sort_keys=True) if args.json else report)
-    return 0 if report.healthy else 1
+    # Exit 1: statistics that do not describe the data (recalibrate).  A frozen layer that plain
+    # Keras would fine-tune on batch statistics is advice about a future fit(), not a broken file.
+    from .tools.diagnose import NEEDS_PATCH, NEEDS_RECALIBRATION
+    verdicts = {row["verdict"] for row in report.rows}
+    if NEEDS_PATCH in verdicts and not args.strict:
+        print("note: frozen layers marked 'needs patch' would train on batch statistics if this model were "
+              "fine-tuned in plain Keras; that is advice (exit 0 without --strict). If it was already "
+              "fine-tuned so, say --fine-tuned-unpatched.", file=sys.stderr)
+    return 1 if NEEDS_RECALIBRATION in verdicts or (args.strict and NEEDS_PATCH in verdicts) else 0
 
 
 if __name__ == "__main__":

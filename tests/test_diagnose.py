@@ -212,15 +212,22 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
         # TF >= 2.2 loads the saved layers as its native class: held from now on, but the
         # head was fitted to batch statistics. The caller knows; the file does not.
         assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
-        report = keras_bn_patch.diagnose(loaded, x, fine_tuned_unpatched=True)
-        expected, cli = "needs recalibration", cli + ["--fine-tuned-unpatched"]
+        assert run_python(*cli, check=False).returncode == 0
     else:
+        # Plain Keras would train them on batch statistics: advice about a future fit() (exit 0
+        # unless --strict), since the file does not say how it was fine-tuned.
         assert all(row["handled_by"] == "unpatched" for row in frozen)
-        expected = "needs patch"
+        assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs patch"] * 2
         assert "import keras_bn_patch" in report.advice
-    assert not report.healthy and [row["verdict"] for row in report.rows] == [expected] * 2
+        process = run_python(*cli, check=False)
+        assert process.returncode == 0 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
+        assert "--fine-tuned-unpatched" in process.stderr
+        assert run_python(*cli + ["--strict"], check=False).returncode == 1
+    with keras_bn_patch.disabled():
+        report = keras_bn_patch.diagnose(loaded, x, fine_tuned_unpatched=True)
+    assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs recalibration"] * 2
     assert "Verdict: problems found" in str(report)
-    process = run_python(*cli, check=False)
+    process = run_python(*cli + ["--fine-tuned-unpatched"], check=False)
     assert process.returncode == 1 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
     assert broken < train_accuracy - 0.1  # the trap: predict() far below what fit() reported
 
@@ -315,6 +322,22 @@ def test_cli_usage_errors_exit_2(api, tmp_path):
     assert no_data.returncode == 2 and "no data file" in no_data.stderr
     usage = run_python(*args, check=False)
     assert usage.returncode == 2 and "--data" in usage.stderr
+    model, _ = nested_model(api)
+    model.save(str(tmp_path / "model.h5"))
+    wrong_kind = run_python(*args + [str(tmp_path / "model.h5"), "--data", str(tmp_path / "model.h5")], check=False)
+    assert wrong_kind.returncode == 2 and "--data must be a .npy file" in wrong_kind.stderr
+    nan = X.copy()
+    nan[3, 2] = np.nan
+    np.save(str(tmp_path / "nan.npy"), nan)
+    non_finite = run_python(*args + [str(tmp_path / "model.h5"), "--data", str(tmp_path / "nan.npy")], check=False)
+    assert non_finite.returncode == 2 and "--data: " in non_finite.stderr and "1 non-finite" in non_finite.stderr
+    with pytest.raises(ValueError, match="x holds non-finite values"):
+        keras_bn_patch.diagnose(model, nan)
+    other = "keras3" if api.name != "keras3" else "keras"
+    absent = run_python(*args + [str(tmp_path / "model.h5"), "--data", str(tmp_path / "x.npy"), "--flavour", other],
+                        check=False)
+    if absent.returncode == 2:  # the other flavour is not installed in this environment
+        assert "--flavour %s: " % other in absent.stderr and "not installed here" in absent.stderr
 
 
 def test_cli_healthy_model_exits_0_and_status_prints(api, tmp_path):

@@ -50,6 +50,9 @@ def _as_arrays(x, name, shapes):
             raise ValueError("%s must be an array of samples, got a scalar (%r)" % (label, array.item()))
         if array.shape[0] == 0:
             raise ValueError("%s is empty: it has shape %s, with no samples" % (label, array.shape))
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError("%s holds non-finite values (NaN or inf): its statistics would be meaningless"
+                             % label)
         if shapes is not None:
             expected = shapes[index]
             if array.ndim != len(expected) or any(

@@ -87,9 +87,9 @@ def _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched):
         return OK
     if not frozen:
         return NEEDS_RECALIBRATION
-    if handled_by == "unpatched":
-        return NEEDS_PATCH
-    return NEEDS_RECALIBRATION if fine_tuned_unpatched else HELD
+    if fine_tuned_unpatched:  # its statistics are what is wrong now, patched from here on or not
+        return NEEDS_RECALIBRATION
+    return NEEDS_PATCH if handled_by == "unpatched" else HELD
 
 
 def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):

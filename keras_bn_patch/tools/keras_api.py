@@ -29,7 +29,7 @@ def load(name=None):
             continue
         if api is not None:
             return api
-        errors.append("%s: not this flavour here" % candidate)
+        errors.append("%s: not installed here (%s)" % (candidate, support.flavour(candidate).what))
     raise ImportError("no Keras flavour found (%s)" % "; ".join(errors))
 
 
