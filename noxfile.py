@@ -51,10 +51,14 @@ ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
 BENCH_DEPS = ["scikit-learn"]  # its bundled digits are the accuracy benchmark's data
 REPORT_DEPS = ["numpy", "matplotlib"]
+# Each extra installed from a built wheel (not the source tree) in a fresh venv, run from outside
+# the checkout: the stack it pins imports and is patched.  extra: (python, the status label it patches)
+WHEEL_EXTRAS = {"keras2-tf1": ("3.7", "keras"), "tf1": ("3.7", "tf.keras"), "tf2": ("3.11", "tf.keras"),
+                "tf-keras": ("3.12", "tf_keras")}
 QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
 # `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
-TEST_SESSIONS = MATRIX + ["machinery"]
+TEST_SESSIONS = MATRIX + ["machinery"] + ["wheel-" + extra for extra in WHEEL_EXTRAS]
 # KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
 # halves at once (one per core), then the quick benchmarks alone; the halves are balanced
 # by the sessions' measured times (install + tests, about 20 minutes each).
@@ -214,6 +218,36 @@ for _mode in BENCH_OUT:
     for _name, (_flavour, _accuracy) in BENCHMARKS.items():
         globals()["session_%s_%s" % (_mode, _name)] = _bench_session(_mode, _name, _flavour, _accuracy)
     globals()["session_%s_report" % _mode] = _report_session(_mode)
+
+
+WHEEL_CHECK = ("import json, sys, importlib, keras_bn_patch\n"
+               "importlib.import_module(sys.argv[1])\n"
+               "state = keras_bn_patch.status()[sys.argv[2]]['state']\n"
+               "assert 'site-packages' in keras_bn_patch.__file__, keras_bn_patch.__file__\n"
+               "assert state.startswith('patched'), state\n"
+               "print(sys.argv[2], state)")
+
+
+def _wheel_session(extra, python, label):
+    @nox.session(name="wheel-" + extra, python=python, tags=["wheel"])
+    def run(session):
+        dist = session.create_tmp()
+        session.install("wheel")  # setup.py's bdist_wheel
+        session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, ".", silent=True)
+        wheel, = glob.glob(os.path.join(dist, "keras_bn_patch-*.whl"))
+        try:
+            session.install("%s[%s]" % (wheel, extra))
+            session.chdir(dist)  # away from the checkout: the import must come from the wheel
+            module = {"keras": "keras", "tf_keras": "tf_keras"}.get(label, "tensorflow.keras")
+            session.run("python", "-c", WHEEL_CHECK, module, label, env=dict(TF_CPP_MIN_LOG_LEVEL="2"))
+        finally:
+            _delete_venv(session)
+
+    return run
+
+
+for _extra, (_python, _label) in WHEEL_EXTRAS.items():
+    globals()["session_wheel_" + _extra.replace("-", "_")] = _wheel_session(_extra, _python, _label)
 
 
 @nox.session(python="3.6")

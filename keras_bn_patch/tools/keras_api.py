@@ -25,7 +25,7 @@ def load(name=None):
         try:
             api = _load(candidate)
         except ImportError as error:
-            errors.append("%s: %s" % (candidate, error))
+            errors.append("%s: not installed here (%s)" % (candidate, error))
             continue
         if api is not None:
             return api
