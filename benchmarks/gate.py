@@ -28,10 +28,12 @@ RECALIBRATE_MAX_REL_DIFF = 1e-3
 # enforces so that it cannot get worse, why).  Printed as KNOWN MISS on every check.
 KNOWN_MISSES = {
     ("keras224", "frozen_step_patched_over_ideal"): (
-        1.15, "Keras 2 graph mode: TensorFlow's graph optimizer fuses Conv2D + FusedBatchNorm + Relu "
+        1.25, "Keras 2 graph mode: TensorFlow's graph optimizer fuses Conv2D + FusedBatchNorm + Relu "
               "into one _FusedConv2D only for a BN layer that is statically in inference mode; the "
               "runtime flag that honours late freezing puts a conditional between them (op profile: "
-              "the unfused FusedBatchNorm + Relu, about 7 ms of a 65 ms step); measured 1.04-1.10"),
+              "the unfused FusedBatchNorm + Relu, about 7 ms of a 65 ms step); and each entry point "
+              "writes the model's flags into the session that runs it (1.4 ms a step: sessions may be "
+              "new, per thread or re-initialised); measured 1.04-1.10 before that write, 1.15 with it"),
     # diagnose: its two passes are 2x; building its two graphs (Keras 2) or traces (TF 2) adds a
     # fixed 1-2 s, which 128 images do not amortise.  Per-layer passes (before) were 36-53x.
     ("keras224", "diagnose_over_predict"): (

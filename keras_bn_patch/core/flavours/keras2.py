@@ -20,6 +20,7 @@ import collections
 import sys
 
 from .. import views
+from . import session_flags
 from ..context import ContextVar
 
 # The BN call being built, for the backend functions it calls: its layer, and its
@@ -43,7 +44,10 @@ class Keras2Flavour(object):
         _backend().set_value(variable, float(value))
 
     def set_flags(self, pairs):
-        _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
+        if _backend().backend() == "tensorflow":
+            session_flags.write(_backend(), [(variable, float(value)) for variable, value in pairs])
+        else:
+            _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
 
     def has_session(self, graph):
         # Keras 2.3 keeps its session in tf.keras's backend

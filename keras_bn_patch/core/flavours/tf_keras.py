@@ -11,6 +11,7 @@ import inspect
 import sys
 
 from .. import views
+from . import session_flags
 from ..versions import version_tuple
 
 
@@ -67,7 +68,7 @@ class TfKerasFlavour(object):
     def set_flags(self, pairs):
         from tensorflow.python.framework import ops
         with ops.init_scope():
-            self.backend().batch_set_value([(variable, bool(value)) for variable, value in pairs])
+            session_flags.write(self.backend(), [(variable, bool(value)) for variable, value in pairs])
 
     def has_session(self, graph):
         return views.session_exists(graph, self.backend())
