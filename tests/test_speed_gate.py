@@ -46,9 +46,10 @@ def measurer(values):
 def test_a_real_20_percent_slowdown_fails_in_every_measurement(session, figure):
     value, noise = recorded()[session, figure]
     assert value <= gate.limit(session, figure, noise)  # the recorded run passes as it is
-    # 20% slower than a run right at the target (the overhead is a ratio minus one)
-    target = gate.SPEED_TARGETS[figure][0]
-    slow = target * 1.2 if figure != "eager_call_overhead" else (1 + target) * 1.2 - 1
+    # 20% slower than a run right at what the gate accepts: the target, or a known miss's
+    # ceiling (the overhead is a ratio minus one)
+    accepted = gate.KNOWN_MISSES.get((session, figure), (gate.SPEED_TARGETS[figure][0],))[0]
+    slow = accepted * 1.2 if figure != "eager_call_overhead" else (1 + accepted) * 1.2 - 1
     measure, calls = measurer([(slow, noise)] * (gate.RETRIES + 1))
     kept, kept_noise, attempts = gate.confirmed(session, figure, measure, 9)
     assert calls == [9, 27, 81]
