@@ -118,7 +118,7 @@ class Forward(object):
         self._ops = _Ops(api)
         self._calls = []  # BN layers in call order
         self._functions = {}
-        self._graphs = {}  # graph mode: (normalise, bn_training) -> (feeds, outputs, {layer: [inputs]})
+        self._graphs = {}  # graph mode: normalised layers -> (feeds, outputs, {layer: [inputs]}, moments)
         if not api.eager and not getattr(model, "inputs", None):
             raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
                              "recalibrate need a functional or Sequential model in graph mode")
