@@ -159,20 +159,40 @@ def fine_tune(api, arm, pretrained, head_init, data, trainable_blocks, epochs):
     model = classifier(api, frozen_blocks, hand_built=(arm == "ideal"))
     model.set_weights(pretrained[:-4] + head_init)
     compile_model(api, model)
+    result = fit_and_measure(model, data, epochs)
+    keras_bn_patch.install()
+    return result
+
+
+def fit_and_measure(model, data, epochs):
+    """fit() without shuffling; its last training-mode accuracy, evaluate() on the training and
+    the validation data, and the per-epoch curves."""
     x, y, x_val, y_val = data
     batch = min(BATCH, len(x) // 5)  # at least 5 steps an epoch, for the overfit scenario
     history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False,
                         validation_data=(x_val, y_val)).history
     train_key, val_key = accuracy_keys(history)
-    result = {
+    return {
         "train_mode_acc": float(history[train_key][-1]),
         "evaluate_train_acc": float(model.evaluate(x, y, batch_size=BATCH, verbose=0)[1]),
         "val_acc": float(model.evaluate(x_val, y_val, batch_size=BATCH, verbose=0)[1]),
         "curve_train_mode_acc": [float(v) for v in history[train_key]],
         "curve_val_acc": [float(v) for v in history[val_key]],
     }
-    keras_bn_patch.install()
-    return result
+
+
+def summarise_seeds(per_seed):
+    """{scenario: {arm: [result per seed]}} -> mean, std and values of each figure, mean curves."""
+    scenarios = {}
+    for name, arms in per_seed.items():
+        scenarios[name] = {}
+        for arm, results in arms.items():
+            summary = {key: over_seeds([r[key] for r in results])
+                       for key in ("train_mode_acc", "evaluate_train_acc", "val_acc")}
+            summary["curves"] = {key: np.mean([r[key] for r in results], axis=0).tolist()
+                                 for key in ("curve_train_mode_acc", "curve_val_acc")}
+            scenarios[name][arm] = summary
+    return scenarios
 
 
 def target_data(x, y, seed, preprocessing, images):
@@ -206,15 +226,7 @@ def run(api, settings, log=print):
                 per_seed[name][arm].append(result)
                 log("seed %d  %-42s %-9s  train-mode %.3f  evaluate(train) %.3f  val %.3f" % (
                     seed, name, arm, result["train_mode_acc"], result["evaluate_train_acc"], result["val_acc"]))
-    scenarios = {}
-    for name, arms in per_seed.items():
-        scenarios[name] = {}
-        for arm, results in arms.items():
-            summary = {key: over_seeds([r[key] for r in results])
-                       for key in ("train_mode_acc", "evaluate_train_acc", "val_acc")}
-            summary["curves"] = {key: np.mean([r[key] for r in results], axis=0).tolist()
-                                 for key in ("curve_train_mode_acc", "curve_val_acc")}
-            scenarios[name][arm] = summary
+    scenarios = summarise_seeds(per_seed)
     headline = scenarios[HEADLINE]
     accuracy = {"headline": HEADLINE, "scenarios": scenarios}
     for arm in ARMS:

