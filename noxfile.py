@@ -46,7 +46,7 @@ TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
 MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
-# Benchmarks (issue 3): accuracy on the classic legacy stack; speed there (graph mode) and
+# Benchmarks: accuracy on the classic legacy stack; speed there (graph mode) and
 # with the V1 class under tf.function.  session: (flavour, runs the accuracy benchmark)
 BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
 BENCH_DEPS = ["scikit-learn"]  # its bundled digits are the accuracy benchmark's data

@@ -1,4 +1,4 @@
-"""Where a frozen step's time goes in Keras 2 graph mode, per TensorFlow op type (issue 3).
+"""Where a frozen step's time goes in Keras 2 graph mode, per TensorFlow op type.
 
 usage: python benchmarks/op_profile.py [--steps N] [--out FILE]
 

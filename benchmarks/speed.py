@@ -1,4 +1,4 @@
-"""Speed of the patch, as ratios measured in one process (issue 3, speed part).
+"""Speed of the patch, as ratios measured in one process.
 
 usage: python benchmarks/speed.py [--flavour NAME] [--rounds N] [--steps N] [--quick] [--out FILE]
 

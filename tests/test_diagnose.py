@@ -1,4 +1,4 @@
-"""diagnose() and recalibrate() (issue 4) against the real Keras of this environment.
+"""diagnose() and recalibrate() against the real Keras of this environment.
 
 Expected statistics are computed here with NumPy from the data and the layers'
 own weights, independently of the package's accumulation code.

@@ -1,4 +1,4 @@
-"""Hostile arguments to the public functions (issue 5, point 6), property-based with hypothesis.
+"""Hostile arguments to the public functions, property-based with hypothesis.
 
 Every outcome is either a result or a TypeError/ValueError whose message names the argument;
 whatever happens, a failed call leaves every weight of the model as it was.

@@ -1,4 +1,4 @@
-"""Long runs (issue 5, point 3): many frozen steps, many toggles, against the real Keras here."""
+"""Long runs: many frozen steps, many toggles, against the real Keras here."""
 import resource
 
 import numpy as np

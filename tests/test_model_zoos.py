@@ -1,4 +1,4 @@
-"""Third-party Keras 2 model code from PyPI, end to end, offline, random weights (issue 5, point 5).
+"""Third-party Keras 2 model code from PyPI, end to end, offline, random weights.
 
 - image-classifiers 1.0.0 (``classification_models``): builds its ResNets from the keras module
   it is handed;

@@ -1,4 +1,4 @@
-"""MirroredStrategy over 2 logical CPUs, and mixed precision (issue 5, point 4), each in a fresh
+"""MirroredStrategy over 2 logical CPUs, and mixed precision, each in a fresh
 interpreter (tests/scripts/distributed_run.py).  TF 2 flavours: standalone Keras 2 and TF 1 tf.keras
 have no Keras support for tf.distribute."""
 import json

@@ -1,5 +1,5 @@
-"""Train a frozen-BN model under MirroredStrategy over 2 logical CPUs and on one device (issue 5,
-point 4); print JSON.  Run in a fresh interpreter: logical devices are fixed before TF starts."""
+"""Train a frozen-BN model under MirroredStrategy over 2 logical CPUs and on one device; print
+JSON.  Run in a fresh interpreter: logical devices are fixed before TF starts."""
 import json
 import sys
 
