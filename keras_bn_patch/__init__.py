@@ -44,7 +44,7 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
-                tolerance=1e-4):
+                tolerance=None):
     """Set the chosen BN layers' moving statistics to the exact statistics of ``data``, in a few
     passes over it (``method="layer_by_layer"``: one pass per layer); returns a summary of how
     far they moved and the passes taken.  See ``keras_bn_patch.tools.recalibrate``."""

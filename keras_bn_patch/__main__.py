@@ -131,9 +131,10 @@ def _load_data(path):
         if "x" not in names and len(names) != 1:
             raise ValueError("--data: %s holds %s: name the inputs array 'x'" % (path, ", ".join(names)))
         data = data["x" if "x" in names else names[0]]
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+    finite = np.isfinite(data) if data.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
         raise ValueError("--data: %s holds %d non-finite values (NaN or inf): statistics of it would be "
-                         "meaningless" % (path, int(np.size(data) - np.count_nonzero(np.isfinite(data)))))
+                         "meaningless" % (path, int(finite.size - np.count_nonzero(finite))))
     return data
 
 

@@ -115,19 +115,18 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     with _views.running(model), _forward.errors_named("running the model on x"):
         forward = _forward.Forward(api, model, layers)
         inference, moments = forward.measure(batches, layers, outputs=True)
-        unheld = [layer for _, layer, frozen in found
-                  if not (frozen and _views.handled_by(layer) in ("patched", "native"))]
+        handled_by = {layer: _views.handled_by(layer) for layer in layers}
+        unheld = [layer for _, layer, frozen in found if not (frozen and handled_by[layer] in ("patched", "native"))]
         training = forward.measure(batches, (), normalise=unheld, outputs=True)[0]
     values = _bn_stats.layer_values(api, layers)
     rows = []
     for path, layer, frozen in found:
         if moments[layer].count == 0:
             continue  # not called by the model
-        handled_by = _views.handled_by(layer)
         distance = _bn_stats.distance(moments[layer].mean, moments[layer].variance, values[layer]["moving_mean"],
                                       values[layer]["moving_variance"], float(layer.epsilon), values[layer]["gamma"])
-        verdict = _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched)
-        rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by,
+        verdict = _verdict(distance, frozen, handled_by[layer], tolerance, fine_tuned_unpatched)
+        rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by[layer],
                          verdict=verdict, advice=ADVICE[verdict], **distance))
     return Report(rows, _compare(training, inference), tolerance)
 

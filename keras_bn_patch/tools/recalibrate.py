@@ -87,7 +87,7 @@ def _progress_bar(api, target, verbose):
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
-                tolerance=DEFAULT_TOLERANCE):
+                tolerance=None):
     """Re-estimate ``moving_mean``/``moving_variance`` of the chosen BN layers of ``model`` as the
     population statistics of what they receive from ``data`` in inference mode.
 
@@ -96,7 +96,7 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     layers: "all", "frozen", "trainable" (frozen: in the model's view, enclosing models
     included) or a list of layer names or paths (``backbone/bn_conv1``).
     method: "passes" (every layer in each pass, until the statistics stop moving by more than
-    ``tolerance`` standard deviations) or "layer_by_layer" (one pass per layer).
+    ``tolerance`` standard deviations, 1e-4 if None) or "layer_by_layer" (one pass per layer).
     Returns a ``Summary`` of how far each layer's statistics moved, and the passes taken.
     """
     api = keras_api.for_model(model)
@@ -104,6 +104,7 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
         raise ValueError("verbose must be 0, 1 or 2, got %r" % (verbose,))
     if method not in METHODS:
         raise ValueError("method must be 'passes' or 'layer_by_layer', got %r" % (method,))
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
         raise ValueError("tolerance must be a number >= 0, got %r" % (tolerance,))
     batches = _data.Batches(api, model, data, batch_size=batch_size, steps=steps, name="data")
@@ -121,16 +122,16 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
             progress = _progress_bar(api, len(order) + (method == "passes"), verbose)
             statistics = _Statistics(api, old)
             if method == "passes":
-                passes = _by_passes(statistics, forward, batches, order, tolerance, progress)
+                taken, measured = _by_passes(statistics, forward, batches, order, tolerance, progress)
             else:
-                passes = _layer_by_layer(statistics, forward, batches, order, progress)
+                taken, measured = _layer_by_layer(statistics, forward, batches, order, progress)
     except BaseException:
         model.set_weights(weights)
         raise
     rows = [dict(path=paths[layer], values_seen=moments.count, **_bn_stats.distance(
         moments.mean, moments.variance, old[layer]["moving_mean"], old[layer]["moving_variance"],
-        float(layer.epsilon), old[layer]["gamma"])) for layer, moments in passes[1].items()]
-    return Summary(rows, method, passes[0])
+        float(layer.epsilon), old[layer]["gamma"])) for layer, moments in measured.items()]
+    return Summary(rows, method, taken)
 
 
 class _Statistics(object):

@@ -44,10 +44,11 @@ class Keras2Flavour(object):
         _backend().set_value(variable, float(value))
 
     def set_flags(self, pairs):
+        pairs = [(variable, float(value)) for variable, value in pairs]
         if _backend().backend() == "tensorflow":
-            session_flags.write(_backend(), [(variable, float(value)) for variable, value in pairs])
+            session_flags.write(_backend(), pairs)
         else:
-            _backend().batch_set_value([(variable, float(value)) for variable, value in pairs])
+            _backend().batch_set_value(pairs)
 
     def has_session(self, graph):
         # Keras 2.3 keeps its session in tf.keras's backend

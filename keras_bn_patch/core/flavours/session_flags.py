@@ -23,7 +23,7 @@ def write(backend, pairs):
     made = _callables.setdefault(session, {})
     key = tuple(id(variable) for variable in variables)
     if key not in made:
-        made[key] = (variables, session.make_callable(
+        made[key] = (variables, session.make_callable(  # variables kept: their ids stay theirs
             [variable._assign_op for variable in variables],
             feed_list=[variable._assign_placeholder for variable in variables]))
     made[key][1](*[value for _, value in pairs])
