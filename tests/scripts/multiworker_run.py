@@ -33,8 +33,8 @@ y = rng.normal(size=(64, 2)).astype("float32")
 def dataset():
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return data.with_options(options)  # every worker sees every batch: results comparable
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.with_options(options)  # workers split each global batch
 
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if hasattr(tf.distribute, "MultiWorkerMirroredStrategy") \
