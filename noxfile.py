@@ -46,6 +46,14 @@ TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
 MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
+# Horovod (tests/test_horovod.py), built from source against the session's TensorFlow with Open MPI
+# (its bundled Gloo does not compile against this system's kernel headers).  Each build takes a
+# minute or two, so its wheel is kept in HOROVOD_WHEELS, one folder per session and release.
+HOROVOD = {"keras231": "horovod==0.22.1", "keras28": "horovod==0.28.1"}
+HOROVOD_BUILD = {"HOROVOD_WITH_MPI": "1", "HOROVOD_WITHOUT_GLOO": "1", "HOROVOD_WITH_TENSORFLOW": "1",
+                 "HOROVOD_WITHOUT_PYTORCH": "1", "HOROVOD_WITHOUT_MXNET": "1"}
+HOROVOD_WHEELS = os.path.expanduser("~/.cache/keras-bn-patch/wheels")
+OPEN_MPI = ["libopenmpi-dev", "openmpi-bin"]  # Debian's packages
 # Benchmarks: accuracy on the classic legacy stack; speed there (graph mode) and
 # with the V1 class under tf.function.  session: (flavour, runs the accuracy benchmark)
 BENCHMARKS = {"keras224": ("keras", True), "keras215": ("tf.keras", False)}
@@ -113,13 +121,32 @@ def _run_env(flavour_session, **extra):
 def _test_env(name):
     stack = support.stack(name)
     return _run_env(name, KBP_EXPECT_FLAVOURS=stack.flavours, KBP_EXPECT_UNSUPPORTED=stack.unsupported,
-                    PYTHONHASHSEED="0", KBP_EXPECT_ZOOS="1" if name in ZOOS else "0")
+                    PYTHONHASHSEED="0", KBP_EXPECT_ZOOS="1" if name in ZOOS else "0",
+                    KBP_EXPECT_HOROVOD="1" if name in HOROVOD else "0")
+
+
+def _install_horovod(session, requirement):
+    """Open MPI from Debian's packages (as root, e.g. in CI), then Horovod's wheel: built once."""
+    if not shutil.which("mpirun"):
+        if os.geteuid() != 0:
+            session.error("Horovod's tests need Open MPI: apt-get install " + " ".join(OPEN_MPI))
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", *OPEN_MPI, external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    cache = os.path.join(HOROVOD_WHEELS, "%s-%s" % (session.name, requirement.replace("==", "-")))
+    if not glob.glob(os.path.join(cache, "horovod-*.whl")):
+        session.install("wheel")  # its setup.py's bdist_wheel, run against the TensorFlow installed here
+        session.run("python", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", cache,
+                    requirement, env=HOROVOD_BUILD)
+    session.install(*glob.glob(os.path.join(cache, "horovod-*.whl")))
 
 
 def _flavour_session(name, python, expected):
     @nox.session(name=name, python=python)
     def run(session):
         _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
+        if name in HOROVOD:
+            _install_horovod(session, HOROVOD[name])
         try:
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         *["--ignore=" + path for path in MACHINERY_TESTS], *session.posargs,
