@@ -73,7 +73,7 @@ TEST_SESSIONS = MATRIX + ["machinery"] + ["wheel-" + extra for extra in WHEEL_EX
 # KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
 # halves at once (one per core), then the quick benchmarks alone; the halves are balanced
 # by the sessions' measured times (install + tests, about 20 minutes each).
-SHARD_2 = {"keras216", "keras224-theano", "tfkeras21", "tfkeras24", "keras215", "tfkeras221-legacy",
+SHARD_2 = {"keras216", "keras224-theano", "tfkeras112", "tfkeras21", "tfkeras24", "keras215", "tfkeras221-legacy",
            "keras3", "machinery"}
 _shard = os.environ.get("KBP_SHARD")
 if _shard not in (None, "1", "2"):

@@ -323,6 +323,7 @@ def test_cli_usage_errors_exit_2(api, tmp_path):
     usage = run_python(*args, check=False)
     assert usage.returncode == 2 and "--data" in usage.stderr
     model, _ = nested_model(api)
+    model.compile(keras_api.sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
     model.save(str(tmp_path / "model.h5"))
     wrong_kind = run_python(*args + [str(tmp_path / "model.h5"), "--data", str(tmp_path / "model.h5")], check=False)
     assert wrong_kind.returncode == 2 and "--data must be a .npy file" in wrong_kind.stderr
@@ -346,6 +347,7 @@ def test_cli_usage_errors_exit_2(api, tmp_path):
 def test_cli_healthy_model_exits_0_and_status_prints(api, tmp_path):
     model, _ = nested_model(api)
     keras_bn_patch.recalibrate(model, X, verbose=0)
+    model.compile(keras_api.sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
     np.savez(str(tmp_path / "data.npz"), x=X, y=np.zeros(200))
     for name, path in save_every_format(api, model, tmp_path):
         process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "data.npz"),

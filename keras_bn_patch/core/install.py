@@ -89,6 +89,10 @@ def _tf_keras_hook(family):
 
     def patch_bn(module):
         names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
+        one_class, first, stop = support.TF_KERAS_ONE_CLASS
+        if not names and family.version_of == "tensorflow" and first <= _tensorflow_version() < stop:
+            names = [one_class]
+            flavour.tags_learning_phase = True
         if not names:
             keras3 = support.flavour("keras3")
             if family.version_of == keras3.package and version_tuple(_version(keras3.package)) >= \
@@ -105,6 +109,13 @@ def _tf_keras_hook(family):
         _record(family.label, family.version_of, flavour.state)  # known only once TF is imported
 
     return _guarded(family.label, family.version_of, patch_bn)
+
+
+def _tensorflow_version():
+    """TensorFlow's version, known while ``tensorflow`` itself is still importing (TF 1 imports
+    its Keras from ``tensorflow/__init__`` before setting ``__version__`` there)."""
+    versions = sys.modules.get("tensorflow.python.framework.versions")
+    return version_tuple(getattr(versions, "__version__", "") or _version("tensorflow"))
 
 
 def _patch_keras2(keras):
@@ -133,7 +144,7 @@ def _patch_saved_model_save(module):
 
 
 def _check_tensorflow(tf):
-    """tf.keras of TF < 1.13 has no class the hooks know: say so, rather than nothing."""
+    """tf.keras of TF < 1.9 has no class the hooks know: say so, rather than nothing."""
     version = version_tuple(getattr(tf, "__version__", ""))
     if version and version < support.TF_KERAS_BEFORE:
         _record("tf.keras", "tensorflow", "unsupported: tf.keras of TensorFlow %s predates the "

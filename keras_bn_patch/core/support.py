@@ -19,8 +19,8 @@ FLAVOURS = (  # in the order a legacy script would find them when none is named
             "standalone Keras 2.0-2.3, TensorFlow or Theano backend"),
     Flavour("tf_keras", "tf_keras", (2, 15), None, None,
             "tf_keras (TF >= 2.16), V1 class (``tf.compat.v1.keras.layers.BatchNormalization``)"),
-    Flavour("tf.keras", "tensorflow", (1, 13), (2, 16), None,
-            "tf.keras of TF 1.13-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
+    Flavour("tf.keras", "tensorflow", (1, 9), (2, 16), None,
+            "tf.keras of TF 1.9-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
     Flavour("keras3", "keras", (3,), None, (3,), "Keras 3: natively correct, left alone"),
 )
 FLAVOUR_NAMES = tuple(flavour.name for flavour in FLAVOURS)
@@ -68,11 +68,14 @@ TF_KERAS_FAMILIES = (
 # The class that defines BN `call`: the first of these names found in the module.
 # TF 1.13 defines it on BatchNormalizationV2; later versions on BatchNormalizationBase.
 # A module with neither is Keras 3 (native) when its package is, and otherwise a layout
-# this package does not know (tf.keras of TF < 1.13): reported unsupported, never guessed.
+# this package does not know: reported unsupported, never guessed.
 TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
+# TF 1.9-1.12 define the same `call` (training as a tensor, smart_cond, momentum 1.0 when not
+# training) on their one class, in the same module: hooked there, for these releases only.
+TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 9), (1, 13))
 
 # TensorFlow releases whose tf.keras predates that family: reported unsupported on import.
-TF_KERAS_BEFORE = (1, 13)
+TF_KERAS_BEFORE = TF_KERAS_ONE_CLASS[1]
 
 # TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
 # layer calls: there Keras's SavedModel `save` is wrapped to say that a save is under way.
@@ -100,18 +103,20 @@ _TF1 = ["h5py<3", "protobuf<3.20"]
 
 STACKS = (
     Stack("keras209", "3.6", ["tensorflow==1.4.1", "keras==2.0.9"] + _TF1, {}, "keras", "compat",
-          "keras 2.0.9"),
+          "keras 2.0.9", unsupported="tf.keras"),
     Stack("keras212", "3.6", ["tensorflow==1.5.1", "keras==2.1.2"] + _TF1, {}, "keras", "matrix",
           "keras 2.1.2"),
     Stack("keras216", "3.6", ["tensorflow==1.5.1", "keras==2.1.6"] + _TF1, {}, "keras", "matrix",
-          "keras 2.1.6"),
+          "keras 2.1.6", unsupported="tf.keras"),
     Stack("keras224", "3.6", ["tensorflow==1.13.2", "keras==2.2.4"] + _TF1, {}, "keras,tf.keras", "matrix",
           "keras 2.2.4, tf.keras TF 1.13"),
     Stack("keras224-theano", "3.6", ["theano==1.0.5", "keras==2.2.4", "h5py<3"],
           {"KERAS_BACKEND": "theano", "THEANO_FLAGS": "cxx=,optimizer=fast_compile"}, "keras", "matrix",
           "keras 2.2.4 + Theano"),
-    Stack("tfkeras112", "3.6", ["tensorflow==1.12.3"] + _TF1, {}, "", "compat",
-          "tf.keras TF 1.12", unsupported="tf.keras"),
+    Stack("tfkeras19", "3.6", ["tensorflow==1.9.0"] + _TF1, {}, "tf.keras", "matrix", "tf.keras TF 1.9"),
+    Stack("tfkeras110", "3.6", ["tensorflow==1.10.1"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.10"),
+    Stack("tfkeras111", "3.6", ["tensorflow==1.11.0"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.11"),
+    Stack("tfkeras112", "3.6", ["tensorflow==1.12.3"] + _TF1, {}, "tf.keras", "matrix", "tf.keras TF 1.12"),
     Stack("keras225", "3.7", ["tensorflow==1.14.0", "keras==2.2.5"] + _TF1, {}, "keras,tf.keras", "compat",
           "keras 2.2.5, tf.keras TF 1.14"),
     Stack("keras231", "3.7", ["tensorflow==1.15.5", "keras==2.3.1"] + _TF1, {}, "keras,tf.keras", "matrix",
@@ -165,8 +170,8 @@ STACKS = (
 # Releases a stack showed this package cannot fix, and why: status() says so, with one
 # warning, and Keras is left untouched.
 UNSUPPORTED = (
-    ("tf.keras of TF < 1.13", "its BatchNormalization predates the ``BatchNormalizationBase``/``V2`` classes "
-     "the hooks know (TF 1.12: one class of its own; TF 1.4-1.11: under ``tensorflow.python.keras._impl``); "
+    ("tf.keras of TF < 1.9", "its BatchNormalization (under ``tensorflow.python.keras._impl``) is "
+     "``tf.layers.BatchNormalization`` with a Keras layer mixed in, another design the hooks do not know; "
      "reported ``unsupported`` as soon as TensorFlow is imported, never ``native``"),
     ("standalone keras < 2.0", "Keras 1 has another BatchNormalization (``mode``) and API"),
     ("CNTK backend", "not tested"),
@@ -175,7 +180,7 @@ UNSUPPORTED = (
 # pip extras: a working stack per flavour family (the pins of its tested stacks).
 EXTRAS = {
     "keras2-tf1": ["keras>=2.0,<2.4", "tensorflow>=1.4,<2"] + _TF1,
-    "tf1": ["tensorflow>=1.13,<2"] + _TF1,
+    "tf1": ["tensorflow>=1.9,<2"] + _TF1,
     "tf2": ["tensorflow>=2.0,<2.16", "numpy<1.24"],
     "tf-keras": ["tensorflow>=2.15", "tf-keras>=2.15"],
 }

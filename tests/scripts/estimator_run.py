@@ -19,7 +19,7 @@ from keras_bn_patch.tools import keras_api  # noqa: E402
 
 api = keras_api.load("tf.keras")
 tf = __import__("tensorflow")
-v1 = tf.compat.v1
+v1 = getattr(tf.compat, "v1", tf)  # TF < 1.13: its names are at the top
 model, bn = frozen_model(api, name="estimator_bn")
 model.compile(keras_api.sgd(api, 0.0), "mse")
 y = np.random.RandomState(3).normal(size=(32, 2)).astype("float32")

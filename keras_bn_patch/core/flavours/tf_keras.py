@@ -1,4 +1,5 @@
-"""tf.keras of TF 1.13-2.x, keras 2.6-2.15 and tf_keras: the BatchNormalizationBase family.
+"""tf.keras of TF 1.9-2.x, keras 2.6-2.15 and tf_keras: the BatchNormalizationBase family (and
+TF 1.9-1.12's one BatchNormalization class, the same code).
 
 Their BN ``call`` turns ``training`` into a boolean and then, when it is a
 tensor, picks batch or moving statistics with ``smart_cond`` and gates the
@@ -22,6 +23,9 @@ class TfKerasFlavour(object):
         self._native_v2 = None
         self.failed = None  # why the patch stopped on a BN call (views.falls_back), or None
         self._call_context_accessor = None  # found on first use: see _call_context
+        # TF 1.9-1.12 tag a BN output as using the learning phase only when their `call` picked
+        # the phase itself; untagged, the model would never feed the phase to fit().
+        self.tags_learning_phase = False
 
     def backend(self):
         return sys.modules[self.family.backend_module]
@@ -50,12 +54,14 @@ class TfKerasFlavour(object):
                 return self.backend().variable(bool(value), dtype="bool", name="keras_bn_patch_held")
             # A graph's flag is no model state: a local, non-trainable variable stays out of
             # Savers (a checkpoint made without the patch still restores), warm starts and
-            # optimizers; Keras tracks it so that its sessions initialise it.
+            # optimizers; Keras tracks it so that its sessions initialise it.  TF 1.9-1.10's
+            # Keras tracks nothing and initialises global variables only: there it is global.
             import tensorflow as tf
             v1 = getattr(getattr(tf, "compat", None), "v1", tf)
-            variable = v1.Variable(bool(value), dtype=tf.bool, trainable=False, name="keras_bn_patch_held",
-                                   collections=[v1.GraphKeys.LOCAL_VARIABLES])
             track = getattr(self.backend(), "track_variable", None)
+            collection = v1.GraphKeys.LOCAL_VARIABLES if track is not None else v1.GraphKeys.GLOBAL_VARIABLES
+            variable = v1.Variable(bool(value), dtype=tf.bool, trainable=False, name="keras_bn_patch_held",
+                                   collections=[collection])
             if track is not None:
                 track(variable)
             return variable
@@ -160,6 +166,9 @@ def make_bn_call(flavour):
         effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
         rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
         inputs = args[0] if args else kwargs["inputs"]
-        return wrapped(inputs, effective, *args[2:], **rest)
+        output = wrapped(inputs, effective, *args[2:], **rest)
+        if flavour.tags_learning_phase and (args[1] if len(args) > 1 else kwargs.get("training")) is None:
+            output._uses_learning_phase = True
+        return output
 
     return views.falls_back(flavour, bn_call)
