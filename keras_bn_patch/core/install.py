@@ -144,7 +144,7 @@ def _patch_saved_model_save(module):
 
 
 def _check_tensorflow(tf):
-    """tf.keras of TF < 1.9 has no class the hooks know: say so, rather than nothing."""
+    """TF older than any tf.keras the hooks know: say so, rather than nothing."""
     version = version_tuple(getattr(tf, "__version__", ""))
     if version and version < support.TF_KERAS_BEFORE:
         _record("tf.keras", "tensorflow", "unsupported: tf.keras of TensorFlow %s predates the "

@@ -19,8 +19,8 @@ FLAVOURS = (  # in the order a legacy script would find them when none is named
             "standalone Keras 2.0-2.3, TensorFlow or Theano backend"),
     Flavour("tf_keras", "tf_keras", (2, 15), None, None,
             "tf_keras (TF >= 2.16), V1 class (``tf.compat.v1.keras.layers.BatchNormalization``)"),
-    Flavour("tf.keras", "tensorflow", (1, 9), (2, 16), None,
-            "tf.keras of TF 1.9-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
+    Flavour("tf.keras", "tensorflow", (1, 4), (2, 16), None,
+            "tf.keras of TF 1.4-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
     Flavour("keras3", "keras", (3,), None, (3,), "Keras 3: natively correct, left alone"),
 )
 FLAVOUR_NAMES = tuple(flavour.name for flavour in FLAVOURS)
@@ -54,6 +54,8 @@ KERAS2_UPDATES_FROZEN_STATS_BEFORE = (2, 1, 3)
 TfKerasFamily = namedtuple("TfKerasFamily", "label version_of bn_module backend_module native_v2_from")
 
 TF_KERAS_FAMILIES = (
+    TfKerasFamily("tf.keras", "tensorflow", "tensorflow.python.keras._impl.keras.layers.normalization",  # TF 1.4-1.8
+                  "tensorflow.python.keras._impl.keras.backend", (2, 2)),
     TfKerasFamily("tf.keras", "tensorflow", "tensorflow.python.keras.layers.normalization",
                   "tensorflow.python.keras.backend", (2, 2)),
     TfKerasFamily("tf.keras", "tensorflow", "tensorflow_core.python.keras.layers.normalization",
@@ -70,11 +72,12 @@ TF_KERAS_FAMILIES = (
 # A module with neither is Keras 3 (native) when its package is, and otherwise a layout
 # this package does not know: reported unsupported, never guessed.
 TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
-# TF 1.9-1.12 define the same `call` (training as a tensor, smart_cond, momentum 1.0 when not
-# training) on their one class, in the same module: hooked there, for these releases only.
-TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 9), (1, 13))
+# TF 1.4-1.12 define the same `call` (training as a tensor, smart_cond, no moving-average step
+# when not training) on their one class: TF 1.9-1.12 in the module above, TF 1.4-1.8 in
+# `_impl` (a Keras layer over tf.layers' BatchNormalization).  Hooked there, for these releases only.
+TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 4), (1, 13))
 
-# TensorFlow releases whose tf.keras predates that family: reported unsupported on import.
+# TensorFlow releases older than any tf.keras the hooks know: reported unsupported on import.
 TF_KERAS_BEFORE = TF_KERAS_ONE_CLASS[1]
 
 # TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
@@ -85,8 +88,8 @@ KERAS_SAVED_MODEL_SAVE = ("tensorflow.python.keras.saving.saved_model.save",
 # Modules whose `Model` gets the compile snapshot and the entry-point sync (every flavour).
 MODEL_MODULES = tuple(
     prefix + suffix
-    for prefix in ("keras.engine.", "keras.src.engine.", "tf_keras.src.engine.",
-                   "tensorflow.python.keras.engine.", "tensorflow_core.python.keras.engine.")
+    for prefix in ("keras.engine.", "keras.src.engine.", "tf_keras.src.engine.", "tensorflow.python.keras.engine.",
+                   "tensorflow_core.python.keras.engine.", "tensorflow.python.keras._impl.keras.engine.")
     for suffix in ("training", "training_v1")
 )
 
@@ -102,17 +105,20 @@ Stack.__new__.__defaults__ = ("",)
 _TF1 = ["h5py<3", "protobuf<3.20"]
 
 STACKS = (
-    Stack("keras209", "3.6", ["tensorflow==1.4.1", "keras==2.0.9"] + _TF1, {}, "keras", "compat",
-          "keras 2.0.9", unsupported="tf.keras"),
+    Stack("keras209", "3.6", ["tensorflow==1.4.1", "keras==2.0.9"] + _TF1, {}, "keras,tf.keras", "compat",
+          "keras 2.0.9, tf.keras TF 1.4"),
     Stack("keras212", "3.6", ["tensorflow==1.5.1", "keras==2.1.2"] + _TF1, {}, "keras", "matrix",
           "keras 2.1.2"),
-    Stack("keras216", "3.6", ["tensorflow==1.5.1", "keras==2.1.6"] + _TF1, {}, "keras", "matrix",
-          "keras 2.1.6", unsupported="tf.keras"),
+    Stack("keras216", "3.6", ["tensorflow==1.5.1", "keras==2.1.6"] + _TF1, {}, "keras,tf.keras", "matrix",
+          "keras 2.1.6, tf.keras TF 1.5"),
     Stack("keras224", "3.6", ["tensorflow==1.13.2", "keras==2.2.4"] + _TF1, {}, "keras,tf.keras", "matrix",
           "keras 2.2.4, tf.keras TF 1.13"),
     Stack("keras224-theano", "3.6", ["theano==1.0.5", "keras==2.2.4", "h5py<3"],
           {"KERAS_BACKEND": "theano", "THEANO_FLAGS": "cxx=,optimizer=fast_compile"}, "keras", "matrix",
           "keras 2.2.4 + Theano"),
+    Stack("tfkeras16", "3.6", ["tensorflow==1.6.0"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.6"),
+    Stack("tfkeras17", "3.6", ["tensorflow==1.7.1"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.7"),
+    Stack("tfkeras18", "3.6", ["tensorflow==1.8.0"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.8"),
     Stack("tfkeras19", "3.6", ["tensorflow==1.9.0"] + _TF1, {}, "tf.keras", "matrix", "tf.keras TF 1.9"),
     Stack("tfkeras110", "3.6", ["tensorflow==1.10.1"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.10"),
     Stack("tfkeras111", "3.6", ["tensorflow==1.11.0"] + _TF1, {}, "tf.keras", "compat", "tf.keras TF 1.11"),
@@ -170,8 +176,7 @@ STACKS = (
 # Releases a stack showed this package cannot fix, and why: status() says so, with one
 # warning, and Keras is left untouched.
 UNSUPPORTED = (
-    ("tf.keras of TF < 1.9", "its BatchNormalization (under ``tensorflow.python.keras._impl``) is "
-     "``tf.layers.BatchNormalization`` with a Keras layer mixed in, another design the hooks do not know; "
+    ("tf.keras of TF < 1.4", "TF 1.0-1.3 have ``tf.contrib.keras``, not ``tf.keras``: not tested; "
      "reported ``unsupported`` as soon as TensorFlow is imported, never ``native``"),
     ("standalone keras < 2.0", "Keras 1 has another BatchNormalization (``mode``) and API"),
     ("CNTK backend", "not tested"),
@@ -180,7 +185,7 @@ UNSUPPORTED = (
 # pip extras: a working stack per flavour family (the pins of its tested stacks).
 EXTRAS = {
     "keras2-tf1": ["keras>=2.0,<2.4", "tensorflow>=1.4,<2"] + _TF1,
-    "tf1": ["tensorflow>=1.9,<2"] + _TF1,
+    "tf1": ["tensorflow>=1.4,<2"] + _TF1,
     "tf2": ["tensorflow>=2.0,<2.16", "numpy<1.24"],
     "tf-keras": ["tensorflow>=2.15", "tf-keras>=2.15"],
 }

@@ -1,6 +1,6 @@
 """Train a model with a frozen BN layer (the V1 class) through ``model_to_estimator``; print JSON:
 the training loss of each step (learning rate 0: the same batch each time), the evaluate loss,
-and the moving statistics in the estimator's first and last checkpoints.
+and the moving statistics in the estimator's first and last checkpoints (of steps 0 and 3; 1 and 3 in TF < 1.9).
 
 usage: python estimator_run.py MODEL_DIR     (KERAS_BN_PATCH=0: plain Keras)
 """
@@ -31,7 +31,9 @@ name = model.input_names[0]
 
 
 def input_fn():
-    return tf.data.Dataset.from_tensor_slices(({name: X}, y)).batch(32).repeat()
+    dataset = tf.data.Dataset.from_tensor_slices(({name: X}, y)).batch(32).repeat()
+    one_shot = getattr(dataset, "make_one_shot_iterator", None)  # TF 1.4's Estimator takes tensors
+    return one_shot().get_next() if one_shot is not None else dataset
 
 
 estimator.train(input_fn, steps=3)
@@ -47,6 +49,8 @@ def statistics(checkpoint):
     return {n: v1.train.load_variable(checkpoint, n).tolist() for n in names}
 
 
+steps = sorted(int(path.rsplit("-", 1)[1][:-len(".index")])  # TF < 1.9 saves no step 0
+               for path in glob.glob(os.path.join(directory, "model.ckpt-*.index")))
 print(json.dumps({"train": losses, "evaluate": evaluated,
-                  "first": statistics(os.path.join(directory, "model.ckpt-0")),
-                  "last": statistics(os.path.join(directory, "model.ckpt-3"))}))
+                  "first": statistics(os.path.join(directory, "model.ckpt-%d" % steps[0])),
+                  "last": statistics(os.path.join(directory, "model.ckpt-%d" % steps[-1]))}))

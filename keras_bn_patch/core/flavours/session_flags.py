@@ -3,9 +3,9 @@
 Every entry point writes all flags of its model's view into the session that runs it (the
 session may be new, per thread, or re-initialised: no cache can know).  Keras's
 ``batch_set_value`` builds a feed dict and goes through ``Session.run``'s general path,
-about 5 ms per call: 15% of a small convolutional step.  So after Keras has made its
-assign ops once (its ``_assign_placeholder`` / ``_assign_op`` on each variable), the same
-ops run through a callable made once per session and set of flags.
+about 5 ms per call: 15% of a small convolutional step.  So each variable's assign op is made
+once (as Keras's ``_assign_placeholder`` / ``_assign_op``), and they run through a callable made
+once per session and set of flags.
 """
 import weakref
 
@@ -15,10 +15,8 @@ _callables = weakref.WeakKeyDictionary()  # session -> {variables' ids: callable
 def write(backend, pairs):
     """Assign ``[(variable, value)]`` in the session Keras's ``backend`` runs, in one call."""
     variables = [variable for variable, _ in pairs]
-    if not all(hasattr(variable, "_assign_op") and hasattr(variable, "_assign_placeholder")
-               for variable in variables):
-        backend.batch_set_value(pairs)  # the first time: Keras makes its assign ops
-        return
+    for variable in variables:
+        _make_assign_op(variable)
     session = backend.get_session()
     made = _callables.setdefault(session, {})
     key = tuple(id(variable) for variable in variables)
@@ -27,3 +25,16 @@ def write(backend, pairs):
             [variable._assign_op for variable in variables],
             feed_list=[variable._assign_placeholder for variable in variables]))
     made[key][1](*[value for _, value in pairs])
+
+
+def _make_assign_op(variable):
+    """The assign op and placeholder Keras's ``batch_set_value`` makes once per variable, under the
+    same names (Keras reuses them); made here because TF 1.4's Keras cannot make one for a bool."""
+    if hasattr(variable, "_assign_op") and hasattr(variable, "_assign_placeholder"):
+        return
+    import tensorflow as tf
+    v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+    with variable.graph.as_default():
+        placeholder = v1.placeholder(variable.dtype.base_dtype, shape=variable.get_shape())
+        variable._assign_op = variable.assign(placeholder)
+        variable._assign_placeholder = placeholder

@@ -1,5 +1,5 @@
-"""tf.keras of TF 1.9-2.x, keras 2.6-2.15 and tf_keras: the BatchNormalizationBase family (and
-TF 1.9-1.12's one BatchNormalization class, the same code).
+"""tf.keras of TF 1.4-2.x, keras 2.6-2.15 and tf_keras: the BatchNormalizationBase family (and
+TF 1.4-1.12's one BatchNormalization class, the same design).
 
 Their BN ``call`` turns ``training`` into a boolean and then, when it is a
 tensor, picks batch or moving statistics with ``smart_cond`` and gates the
@@ -8,6 +8,7 @@ original ``call`` ``training AND NOT held``: outputs and updates of a held layer
 follow the layer's own inference path, decided when the graph or trace runs.
 V2 classes of flavours that honour ``trainable`` natively pass straight through.
 """
+import contextlib
 import inspect
 import sys
 
@@ -23,7 +24,7 @@ class TfKerasFlavour(object):
         self._native_v2 = None
         self.failed = None  # why the patch stopped on a BN call (views.falls_back), or None
         self._call_context_accessor = None  # found on first use: see _call_context
-        # TF 1.9-1.12 tag a BN output as using the learning phase only when their `call` picked
+        # TF 1.4-1.12 tag a BN output as using the learning phase only when their `call` picked
         # the phase itself; untagged, the model would never feed the phase to fit().
         self.tags_learning_phase = False
 
@@ -48,13 +49,12 @@ class TfKerasFlavour(object):
         return "patched (V1 class; the V2 class is native)" if self.native_v2() else "patched"
 
     def new_flag(self, value):
-        from tensorflow.python.framework import ops
-        with ops.init_scope():  # lift out of tf.function traces and Keras graphs' control flow
+        with _init_scope():  # lift out of tf.function traces and Keras graphs' control flow
             if not self.in_session(None):
                 return self.backend().variable(bool(value), dtype="bool", name="keras_bn_patch_held")
             # A graph's flag is no model state: a local, non-trainable variable stays out of
             # Savers (a checkpoint made without the patch still restores), warm starts and
-            # optimizers; Keras tracks it so that its sessions initialise it.  TF 1.9-1.10's
+            # optimizers; Keras tracks it so that its sessions initialise it.  TF 1.4-1.10's
             # Keras tracks nothing and initialises global variables only: there it is global.
             import tensorflow as tf
             v1 = getattr(getattr(tf, "compat", None), "v1", tf)
@@ -67,13 +67,14 @@ class TfKerasFlavour(object):
             return variable
 
     def set_flag(self, variable, value):
-        from tensorflow.python.framework import ops
-        with ops.init_scope():
+        if self.in_session(variable):  # as set_flags: TF 1.4's set_value cannot write a bool
+            self.set_flags([(variable, value)])
+            return
+        with _init_scope():
             self.backend().set_value(variable, bool(value))
 
     def set_flags(self, pairs):
-        from tensorflow.python.framework import ops
-        with ops.init_scope():
+        with _init_scope():
             session_flags.write(self.backend(), [(variable, bool(value)) for variable, value in pairs])
 
     def has_session(self, graph):
@@ -84,12 +85,12 @@ class TfKerasFlavour(object):
         import tensorflow as tf
         v1 = getattr(getattr(tf, "compat", None), "v1", None)
         outside = getattr(v1, "executing_eagerly_outside_functions", None)
-        return not (outside() if outside is not None else tf.executing_eagerly())
+        return not (outside() if outside is not None else _eager(tf))
 
     def in_session(self, variable):
         """A graph-mode (TF 1) variable lives in sessions; an eager one in the process."""
         import tensorflow as tf
-        return not tf.executing_eagerly()
+        return not _eager(tf)
 
     def tracing_for_saved_model(self):
         """True while functions are traced for a SavedModel: they must not capture our flag."""
@@ -123,6 +124,19 @@ class TfKerasFlavour(object):
 
     def is_native(self, layer):
         return self.native_v2() and getattr(layer, "_USE_V2_BEHAVIOR", False)
+
+
+def _eager(tf):
+    """Whether TF runs eagerly now; TF 1.4-1.6 have no ``tf.executing_eagerly`` (graphs only here)."""
+    executing_eagerly = getattr(tf, "executing_eagerly", None)
+    return executing_eagerly is not None and executing_eagerly()
+
+
+def _init_scope():
+    """TF's ``init_scope``; TF 1.4 has none (and no functions to lift out of): no scope there."""
+    from tensorflow.python.framework import ops
+    scope = getattr(ops, "init_scope", None)
+    return scope() if scope is not None else contextlib.suppress()
 
 
 def _static_value(training):
@@ -160,7 +174,7 @@ def make_bn_call(flavour):
         flag = views.flag_for(layer, flavour)
         # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
         # a TF 2 entry point that swaps its traces on toggles: no extra ops, as fast as hand-written.
-        if tf.executing_eagerly() or (views.decides_at_trace() and _tracing_tf_function(tf)):
+        if _eager(tf) or (views.decides_at_trace() and _tracing_tf_function(tf)):
             return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
                 else wrapped(*args, **kwargs)
         effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
