@@ -88,7 +88,10 @@ class TfKerasFlavour(object):
         return not (outside() if outside is not None else _eager(tf))
 
     def in_session(self, variable):
-        """A graph-mode (TF 1) variable lives in sessions; an eager one in the process."""
+        """A graph-mode (TF 1) variable lives in sessions; an eager one in the process.  For a
+        variable not made yet (None): where one made now would live."""
+        if variable is not None:  # asked of the variable: inside a tf.function trace TF is not eager
+            return getattr(variable, "_in_graph_mode", True)  # TF 1's reference variables: always
         import tensorflow as tf
         return not _eager(tf)
 
