@@ -89,8 +89,9 @@ def _tf_keras_hook(family):
 
     def patch_bn(module):
         names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
-        one_class, first, stop = support.TF_KERAS_ONE_CLASS
-        if not names and family.version_of == "tensorflow" and first <= _tensorflow_version() < stop:
+        one_class, stop = support.TF_KERAS_ONE_CLASS
+        if not names and family.version_of == "tensorflow" and \
+                support.flavour("tf.keras").first <= _tensorflow_version() < stop:
             names = [one_class]
             flavour.tags_learning_phase = True
         if not names:
@@ -146,7 +147,7 @@ def _patch_saved_model_save(module):
 def _check_tensorflow(tf):
     """TF older than any tf.keras the hooks know: say so, rather than nothing."""
     version = version_tuple(getattr(tf, "__version__", ""))
-    if version and version < support.TF_KERAS_BEFORE:
+    if version and version < support.flavour("tf.keras").first:
         _record("tf.keras", "tensorflow", "unsupported: tf.keras of TensorFlow %s predates the "
                 "BatchNormalization this package fixes (supported: %s)" % (tf.__version__,
                                                                           support.flavour("tf.keras").what),

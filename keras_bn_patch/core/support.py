@@ -74,11 +74,10 @@ TF_KERAS_FAMILIES = (
 TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
 # TF 1.4-1.12 define the same `call` (training as a tensor, smart_cond, no moving-average step
 # when not training) on their one class: TF 1.9-1.12 in the module above, TF 1.4-1.8 in
-# `_impl` (a Keras layer over tf.layers' BatchNormalization).  Hooked there, for these releases only.
-TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 4), (1, 13))
-
-# TensorFlow releases older than any tf.keras the hooks know: reported unsupported on import.
-TF_KERAS_BEFORE = TF_KERAS_ONE_CLASS[1]
+# `_impl` (a Keras layer over tf.layers' BatchNormalization).  Hooked there, for these releases
+# only: from tf.keras's first supported release (FLAVOURS; older ones are reported unsupported
+# on import) up to this one.
+TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 13))
 
 # TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
 # layer calls: there Keras's SavedModel `save` is wrapped to say that a save is under way.

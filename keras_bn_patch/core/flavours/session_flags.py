@@ -15,12 +15,12 @@ _callables = weakref.WeakKeyDictionary()  # session -> {variables' ids: callable
 def write(backend, pairs):
     """Assign ``[(variable, value)]`` in the session Keras's ``backend`` runs, in one call."""
     variables = [variable for variable, _ in pairs]
-    for variable in variables:
-        _make_assign_op(variable)
     session = backend.get_session()
     made = _callables.setdefault(session, {})
     key = tuple(id(variable) for variable in variables)
     if key not in made:
+        for variable in variables:
+            _make_assign_op(variable)
         made[key] = (variables, session.make_callable(  # variables kept: their ids stay theirs
             [variable._assign_op for variable in variables],
             feed_list=[variable._assign_placeholder for variable in variables]))

@@ -167,7 +167,7 @@ def make_bn_call(flavour):
         if flavour.is_native(layer) or flavour.tracing_for_saved_model():
             # A SavedModel must hold plain Keras functions: our flag is not part of the model.
             return wrapped(*args, **kwargs)
-        training = args[1] if len(args) > 1 else kwargs.get("training")
+        given = training = args[1] if len(args) > 1 else kwargs.get("training")
         if training is None:
             training = flavour.backend().learning_phase()
         static = _static_value(training)
@@ -184,7 +184,7 @@ def make_bn_call(flavour):
         rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
         inputs = args[0] if args else kwargs["inputs"]
         output = wrapped(inputs, effective, *args[2:], **rest)
-        if flavour.tags_learning_phase and (args[1] if len(args) > 1 else kwargs.get("training")) is None:
+        if flavour.tags_learning_phase and given is None:
             output._uses_learning_phase = True
         return output
 
