@@ -39,7 +39,22 @@ def api(flavour):
     import keras_bn_patch  # noqa: F401  (installs, as a user's script would)
     from keras_bn_patch.tools import keras_api
     loaded = keras_api.load(flavour)  # ImportError here fails the test: never a silent skip
+    _seed_random_weights()
     yield loaded
     keras_bn_patch.enable()
     if hasattr(loaded.keras.backend, "clear_session"):  # not in Theano's backend
         loaded.keras.backend.clear_session()
+
+
+def _seed_random_weights():
+    """The same initial weights in every run: a test's figures (the trap's size in the unpatched
+    arm) are then the same in CI as where they were measured, not a draw.  Keras 2 draws its
+    initializers' seeds from NumPy; tf.keras from TensorFlow's global (or graph) seed."""
+    import numpy as np
+    np.random.seed(0)
+    try:
+        import tensorflow as tf
+    except ImportError:  # Theano
+        return
+    random = getattr(tf, "random", None)
+    (getattr(random, "set_seed", None) or getattr(random, "set_random_seed", None) or tf.set_random_seed)(0)
