@@ -167,7 +167,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 9, 3
-    tools_rounds = 1 if args.quick else 3  # each round of the tools takes a minute or two
+    tools_rounds = 3 if args.quick else 5  # a round of predict and both tools: about 10 s on ResNet50
     api = keras_api.load(args.flavour)
     x, y = batch()
     timed = {}  # (frozen, rounds) -> step times: both frozen figures come from one measurement

@@ -45,9 +45,10 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
                 tolerance=None):
-    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``, in a few
-    passes over it (``method="layer_by_layer"``: one pass per layer); returns a summary of how
-    far they moved and the passes taken.  See ``keras_bn_patch.tools.recalibrate``."""
+    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``: one pass
+    over it when it fits in memory as one batch (without ``batch_size``), a few otherwise
+    (``method="layer_by_layer"``: one pass per layer); returns a summary of how far they moved
+    and the passes taken.  See ``keras_bn_patch.tools.recalibrate``."""
     from .tools.recalibrate import recalibrate
     return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose,
                        method=method, tolerance=tolerance)

@@ -95,10 +95,15 @@ def test_sequential_model(api):
 
 
 def test_every_kind_of_data_gives_the_same_statistics(api):
+    """In batches of 50 as each kind yields them, and joined into one batch of 200 (no
+    batch_size: as many samples as memory holds)."""
     model, backbone = nested_model(api)
     initial = model.get_weights()
-    keras_bn_patch.recalibrate(model, X, batch_size=50, verbose=0)
-    expected = model.get_weights()
+    expected = {}
+    for batch_size in (50, None):
+        model.set_weights(initial)
+        keras_bn_patch.recalibrate(model, X, batch_size=batch_size, verbose=0)
+        expected[batch_size] = model.get_weights()
 
     class Batches(api.keras.utils.Sequence):
         def __len__(self):
@@ -117,10 +122,12 @@ def test_every_kind_of_data_gives_the_same_statistics(api):
         import tensorflow as tf
         sources.append(("Dataset", tf.data.Dataset.from_tensor_slices(X).batch(50), None))
     for name, data, steps in sources:
-        model.set_weights(initial)
-        keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0)
-        for a, b in zip(expected, model.get_weights()):
-            np.testing.assert_array_equal(a, b, err_msg=name)
+        for batch_size in (50, None):  # a kind yielding its own batches ignores batch_size
+            model.set_weights(initial)
+            summary = keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0, batch_size=batch_size)
+            for a, b in zip(expected[batch_size], model.get_weights()):
+                np.testing.assert_array_equal(a, b, err_msg="%s, batch_size %s" % (name, batch_size))
+            assert summary.passes == (1 if batch_size is None else 3), name
 
 
 def small_resnet(api):
@@ -258,10 +265,13 @@ def largest_difference(api, model, found, exact):
     return worst
 
 
+@pytest.mark.parametrize("batch_size", [16, None])
 @pytest.mark.parametrize("case", ["demo", "three_images"])
-def test_passes_give_the_layer_by_layer_statistics(api, case):
+def test_passes_give_the_layer_by_layer_statistics(api, case, batch_size):
     """The default method (every layer in each pass) against one pass per layer, the exact
-    reference: statistics within 1e-3, the repaired model's accuracy within 0.1 point."""
+    reference: statistics within 1e-3, the repaired model's accuracy within 0.1 point.  In
+    batches of 16 (passes until nothing moves), and without batch_size: all of the data in one
+    batch, where the first pass is exact and the only one."""
     if case == "demo":
         model, x, y, _ = fine_tuned_without_the_patch(api)
     else:
@@ -274,20 +284,76 @@ def test_passes_give_the_layer_by_layer_statistics(api, case):
     exact_summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=16, method="layer_by_layer")
     exact, exact_accuracy = statistics(api, model), accuracy(model, x, y)
     model.set_weights(initial)
-    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=16)
+    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=batch_size)
     print(summary)
     layers = len(summary.rows)
-    assert exact_summary.passes == layers and summary.method == "passes" and 2 <= summary.passes <= layers + 4
+    assert exact_summary.passes == layers and summary.method == "passes"
+    assert summary.passes == 1 if batch_size is None else 2 <= summary.passes <= layers + 4
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-3
     assert abs(accuracy(model, x, y) - exact_accuracy) <= 0.001
-    assert summary.to_dict()["passes"] == summary.passes and "passes over the data" in str(summary)
+    assert summary.to_dict()["passes"] == summary.passes and "%d pass%s over the data" % (
+        summary.passes, "" if summary.passes == 1 else "es") in str(summary)
 
 
 def test_passes_settle_a_two_layer_model_in_three(api):
-    """The estimate pass, one inference pass that makes both layers exact, one that sees no change."""
+    """In batches of 50: the estimate pass, one inference pass that makes both layers exact,
+    one that sees no change."""
     model, _ = nested_model(api)
-    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0, batch_size=50)
     assert summary.passes == 3
+
+
+def test_without_batch_size_batches_are_as_large_as_memory_allows(api, monkeypatch):
+    """The largest activation here is 16 values a sample: 8 copies in float32 are 512 bytes, so
+    a budget of 64 KiB makes batches of 128 samples: the 200 in two, the estimate no longer
+    exact, inference passes after it; the statistics still the layer-by-layer ones."""
+    from keras_bn_patch.tools import recalibrate as module
+    model, _ = nested_model(api)
+    initial = model.get_weights()
+    keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
+    exact = statistics(api, model)
+    sizes = []
+    monkeypatch.setattr(module, "BATCH_MEMORY", 64 * 1024)
+    monkeypatch.setattr(module, "_counted", lambda batches, seen: [
+        seen.append(len(batch[0])) or sizes.append(len(batch[0])) or batch for batch in batches])
+    model.set_weights(initial)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    assert sizes == [128, 72] and summary.passes == 3
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+
+
+def test_a_model_with_a_fixed_batch_size_keeps_its_batches(api):
+    """A model built for batches of 50 is never given a joined batch: the estimate comes from
+    four batches, so a second pass checks it (one batch of 200 would be one pass, or an error)."""
+    layers = api.keras.layers
+    inputs = layers.Input(batch_shape=(50, 8))
+    model = api.keras.models.Model(inputs, layers.Dense(2)(api.bn(name="fixed_bn")(inputs)))
+
+    def generator():
+        while True:
+            for start in range(0, 200, 50):
+                yield X[start:start + 50]
+
+    summary = keras_bn_patch.recalibrate(model, generator(), steps=4, verbose=0)
+    assert summary.passes == 2 and summary.rows[0]["values_seen"] == 200
+    assert_statistics(api, model.get_layer("fixed_bn"), X)
+
+
+def test_a_shared_layer_is_measured_in_inference_mode_too(api):
+    """A BN layer called twice has the statistics of both calls, which no call's batch has: one
+    batch of all the data is not exact for it, so inference passes follow the estimate."""
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    shared = api.bn(name="shared_bn")
+    output = layers.concatenate([shared(layers.Dense(4)(inputs)), shared(layers.Dense(4)(inputs))])
+    model = api.keras.models.Model(inputs, layers.Dense(2)(api.bn(name="after")(output)))
+    initial = model.get_weights()
+    keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
+    exact = statistics(api, model)
+    model.set_weights(initial)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    assert summary.passes >= 2
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
 
 
 def test_diagnose_changes_no_weight(api):

@@ -121,6 +121,29 @@ class Batches(object):
         if count == 0:
             raise ValueError("%s is empty: it yielded no batch" % self.name)
 
+    def can_grow(self):
+        """True unless the model fixes its batch size (``Input(batch_shape=...)``)."""
+        return self._shapes is None or all(shape[0] is None for shape in self._shapes)
+
+    def joined(self, samples):
+        """The same samples, re-iterable, in fewer and larger batches: at least ``samples`` each
+        (the last may be smaller)."""
+        return _Reiterable(lambda: self._joined(samples))
+
+    def _joined(self, samples):
+        if self._source == self._slices and self._steps is None:  # arrays: cut larger
+            for start in range(0, self._arrays[0].shape[0], samples):
+                yield [array[start:start + samples] for array in self._arrays]
+            return
+        pending = []
+        for batch in self:  # other data: its batches joined as they come
+            pending.append(batch)
+            if sum(len(part[0]) for part in pending) >= samples:
+                yield _join(pending)
+                pending = []
+        if pending:
+            yield _join(pending)
+
     def _checked(self, element):
         return _as_arrays(_x_of(element), self.name, self._shapes)
 
@@ -160,6 +183,18 @@ class Batches(object):
             except tf.errors.OutOfRangeError:
                 return
             yield self._checked(element)
+
+
+class _Reiterable(object):
+    def __init__(self, make):
+        self._make = make
+
+    def __iter__(self):
+        return self._make()
+
+
+def _join(batches):
+    return [np.concatenate(parts) for parts in zip(*batches)] if len(batches) > 1 else batches[0]
 
 
 def _numpy(element):

@@ -114,7 +114,7 @@ class Forward(object):
 
     def __init__(self, api, model, bn_layers):
         self._api, self._model = api, model
-        self._bn_layers = list(bn_layers)
+        self.bn_layers = list(bn_layers)
         self._ops = _Ops(api)
         self._calls = []  # BN layers in call order
         self._functions = {}
@@ -123,10 +123,22 @@ class Forward(object):
             raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
                              "recalibrate need a functional or Sequential model in graph mode")
 
-    def call_order(self, first_batch):
+    def call_order(self, first_batch, normalise=()):
+        """Measures every BN layer on ``first_batch``, normalising those in ``normalise`` (the
+        first pass's function: it is built once and used by that pass as well)."""
         if not self._calls:
-            self.run(first_batch, measure=self._bn_layers)
+            self._first = (len(first_batch[0]), self.run(first_batch, self.bn_layers, normalise)[1])
         return list(self._calls)
+
+    def values_per_sample(self):
+        """The most values one BN layer received per sample in call_order's batch: the model's
+        largest activation, as its BN layers see it (sizes unknown before the data is seen)."""
+        samples, moments = self._first
+        return max([count * len(mean) for calls in moments.values() for count, mean, _ in calls] or [0]) // samples
+
+    def called_once(self, layer):
+        """The model calls ``layer`` once (a shared layer's statistics are those of all its calls)."""
+        return len(self._first[1].get(layer, ())) == 1
 
     def run(self, batch, measure=(), normalise=(), outputs=False):
         measure = tuple(measure)
@@ -182,7 +194,7 @@ class Forward(object):
                 if first and layer not in self._calls:
                     self._calls.append(layer)
 
-            with _shadowed(self._bn_layers, record, self._replace(normalise)):
+            with _shadowed(self.bn_layers, record, self._replace(normalise)):
                 outputs = _listed(self._model(_as_input(placeholders)))
             phase = K.learning_phase()
             feeds = placeholders + ([] if isinstance(phase, int) else [phase])
@@ -190,11 +202,9 @@ class Forward(object):
         return self._graphs[key]
 
     def _compile(self, measure, normalise, outputs):
-        if not self._graphs:
-            self._graph(set())  # the plain graph first: it gives the call order
         feeds, model_outputs, inputs, moments = self._graph(normalise)
-        if not moments:  # every layer's at once, shared by every function of this graph: in TF 1,
-            # each addition to a graph costs a fifth of a second in a ResNet's session
+        if measure and not moments:  # every layer's at once, shared by every function of this graph:
+            # in TF 1, each addition to a graph costs a fifth of a second in a ResNet's session
             moments.update((id(tensor), self._ops.moments(layer, tensor))
                            for layer, tensors in inputs.items() for tensor in tensors)
         structure, fetches = [], list(model_outputs[:1]) if outputs else []
@@ -233,13 +243,18 @@ class Forward(object):
                     structure.append(layer)
                     fetches.extend(self._ops.moments(layer, inputs))
 
-            with _shadowed(self._bn_layers, record, self._replace(normalise)):
+            with _shadowed(self.bn_layers, record, self._replace(normalise)):
                 found = _listed(self._model(_as_input(list(batch)), training=False))
             return (found[:1] if outputs else []) + fetches
 
-        traced = tf.function(step)
+        inputs = getattr(self._model, "inputs", None) or []
         dtypes = [np.dtype(getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype))  # Keras 3: a name
-                  for tensor in getattr(self._model, "inputs", None) or []]
+                  for tensor in inputs]
+        # Traced once for every batch size (a batch of another size, the last one or a joined
+        # one, would trace the whole model again): the model's input shapes, batch dimension
+        # included as the model has it (None unless fixed).
+        signature = [tf.TensorSpec(tuple(tensor.shape), dtype) for tensor, dtype in zip(inputs, dtypes)]
+        traced = tf.function(step, input_signature=signature) if signature else tf.function(step)
 
         def run(batch):  # as predict() would, the data in the inputs' dtypes (float32 if not said)
             with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
