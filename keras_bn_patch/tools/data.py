@@ -132,8 +132,7 @@ class Batches(object):
 
     def _joined(self, samples):
         if self._source == self._slices and self._steps is None:  # arrays: cut larger
-            for start in range(0, self._arrays[0].shape[0], samples):
-                yield [array[start:start + samples] for array in self._arrays]
+            yield from self._slices(samples)
             return
         pending = []
         for batch in self:  # other data: its batches joined as they come
@@ -147,9 +146,10 @@ class Batches(object):
     def _checked(self, element):
         return _as_arrays(_x_of(element), self.name, self._shapes)
 
-    def _slices(self):
-        for start in range(0, self._arrays[0].shape[0], self._batch_size):
-            yield [array[start:start + self._batch_size] for array in self._arrays]
+    def _slices(self, size=None):
+        size = size or self._batch_size
+        for start in range(0, self._arrays[0].shape[0], size):
+            yield [array[start:start + size] for array in self._arrays]
 
     def _sequence(self):
         for index in range(len(self._data)):
