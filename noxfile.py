@@ -34,11 +34,10 @@ _spec = importlib.util.spec_from_file_location(
     "support", os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_bn_patch", "core", "support.py"))
 support = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(support)
-# name: (python, pip requirements, extra environment, flavours the tests must find)
-# "flavours" is what tests/conftest.py checks it found, so a broken install that
-# silently yields a different Keras fails instead of testing the wrong thing.
-FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env, stack.flavours)
-            for stack in support.STACKS}
+# name: (python, pip requirements, extra environment).  The flavours the tests must find
+# (tests/conftest.py checks them, so a broken install that silently yields a different Keras
+# fails instead of testing the wrong thing) go to the tests in their environment (_test_env).
+FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env) for stack in support.STACKS}
 MATRIX = [stack.session for stack in support.STACKS if stack.role == "matrix"]
 COMPAT = [stack.session for stack in support.STACKS if stack.role == "compat"]
 TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
@@ -101,7 +100,7 @@ else:
 
 
 def _install_flavour(session, flavour_session, *extra):
-    python, requirements, _, _ = FLAVOURS[flavour_session]
+    python, requirements, _ = FLAVOURS[flavour_session]
     if python == "3.6":
         session.install("pip==21.3.1")  # the last pip for 3.6; the bundled 18.1 cannot resolve
     session.install(*requirements)
@@ -143,13 +142,13 @@ def _install_horovod(session, requirement):
     session.install(*glob.glob(os.path.join(cache, "horovod-*.whl")))
 
 
-def _flavour_session(name, python, expected):
+def _flavour_session(name, python):
     @nox.session(name=name, python=python)
     def run(session):
-        _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
-        if name in HOROVOD:
-            _install_horovod(session, HOROVOD[name])
-        try:
+        try:  # the venv goes in the end, a failed install's too
+            _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
+            if name in HOROVOD:
+                _install_horovod(session, HOROVOD[name])
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         *["--ignore=" + path for path in MACHINERY_TESTS], *session.posargs,
                         env=_test_env(name))
@@ -160,7 +159,7 @@ def _flavour_session(name, python, expected):
 
 
 for _name in MATRIX:
-    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, FLAVOURS[_name][0], FLAVOURS[_name][3])
+    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, FLAVOURS[_name][0])
 
 # `nox -t compat`: one session per release between and around the matrix's, each running the
 # contract's fast subset and writing compat/results/<session>.json, from which README's
@@ -185,10 +184,10 @@ COMPAT_OUT = ".compat-ci" if _shard else "compat/results"
 def _compat_session(name):
     @nox.session(name="compat-" + name, python=FLAVOURS[name][0], tags=["compat"])
     def run(session):
-        _install_flavour(session, name, *TEST_DEPS)
         os.makedirs(COMPAT_OUT, exist_ok=True)
-        started, outcome = time.time(), "failed"
-        try:
+        started, outcome, found = time.time(), "failed", {}
+        try:  # the venv goes in the end, a failed install's too
+            _install_flavour(session, name, *TEST_DEPS)
             found = json.loads(session.run("python", "-c", VERSIONS, silent=True,
                                            env=_run_env(name)).strip().splitlines()[-1])
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *COMPAT_TESTS,
@@ -218,10 +217,10 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
 
     @nox.session(name="%s-%s" % (mode, flavour_session), python=FLAVOURS[flavour_session][0], tags=[mode])
     def run(session):
-        _install_flavour(session, flavour_session, *BENCH_DEPS)
         os.makedirs(out, exist_ok=True)
         quick = ["--quick"] if mode == "quick" else []
-        try:
+        try:  # the venv goes in the end, a failed install's too
+            _install_flavour(session, flavour_session, *BENCH_DEPS)
             if accuracy:
                 session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))

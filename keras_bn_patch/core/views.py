@@ -21,7 +21,7 @@ import weakref
 
 from . import log, support, switch
 from .context import ContextVar
-from .versions import version_tuple
+from .versions import tf_v1, version_tuple
 
 bn_classes = {}  # the BN classes whose call we wrap -> their flavour (filled by install)
 
@@ -135,7 +135,7 @@ def session_exists(graph, *backends):
     """Whether TF has a default session, or one of these Keras backends made its own, for
     ``graph``: without making one (``get_session()`` would)."""
     tf = sys.modules.get("tensorflow")
-    v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+    v1 = tf_v1(tf)
     sessions = [v1.get_default_session()] if v1 is not None else []
     for backend in backends:
         session = getattr(backend, "_SESSION", None)  # a session, or a thread-local holding one

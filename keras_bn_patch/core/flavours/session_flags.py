@@ -9,6 +9,8 @@ once per session and set of flags.
 """
 import weakref
 
+from ..versions import tf_v1
+
 _callables = weakref.WeakKeyDictionary()  # session -> {variables' ids: callable}
 
 
@@ -33,7 +35,7 @@ def _make_assign_op(variable):
     if hasattr(variable, "_assign_op") and hasattr(variable, "_assign_placeholder"):
         return
     import tensorflow as tf
-    v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+    v1 = tf_v1(tf)
     with variable.graph.as_default():
         placeholder = v1.placeholder(variable.dtype.base_dtype, shape=variable.get_shape())
         variable._assign_op = variable.assign(placeholder)

@@ -14,7 +14,7 @@ import sys
 
 from .. import views
 from . import session_flags
-from ..versions import version_tuple
+from ..versions import tf_v1, version_tuple
 
 
 class TfKerasFlavour(object):
@@ -57,7 +57,7 @@ class TfKerasFlavour(object):
             # optimizers; Keras tracks it so that its sessions initialise it.  TF 1.4-1.10's
             # Keras tracks nothing and initialises global variables only: there it is global.
             import tensorflow as tf
-            v1 = getattr(getattr(tf, "compat", None), "v1", tf)
+            v1 = tf_v1(tf)
             track = getattr(self.backend(), "track_variable", None)
             collection = v1.GraphKeys.LOCAL_VARIABLES if track is not None else v1.GraphKeys.GLOBAL_VARIABLES
             variable = v1.Variable(bool(value), dtype=tf.bool, trainable=False, name="keras_bn_patch_held",
@@ -83,8 +83,7 @@ class TfKerasFlavour(object):
     def builds_graph_at_call(self):
         """TF 1 graph mode builds a layer's graph once, when called; TF 2 traces again."""
         import tensorflow as tf
-        v1 = getattr(getattr(tf, "compat", None), "v1", None)
-        outside = getattr(v1, "executing_eagerly_outside_functions", None)
+        outside = _eager_outside_functions(tf)
         return not (outside() if outside is not None else _eager(tf))
 
     def in_session(self, variable):
@@ -155,9 +154,13 @@ def _static_value(training):
 
 def _tracing_tf_function(tf):
     """Inside a tf.function trace of TF 2 (not a TF 1 graph, which is built once and kept)."""
-    v1 = getattr(getattr(tf, "compat", None), "v1", None)
-    outside = getattr(v1, "executing_eagerly_outside_functions", None)
+    outside = _eager_outside_functions(tf)
     return outside is not None and outside()
+
+
+def _eager_outside_functions(tf):
+    """TF's ``executing_eagerly_outside_functions`` (TF >= 1.14's compat.v1), or None."""
+    return getattr(tf_v1(tf), "executing_eagerly_outside_functions", None)
 
 
 def make_bn_call(flavour):
