@@ -356,6 +356,43 @@ def test_a_shared_layer_is_measured_in_inference_mode_too(api):
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
 
 
+def training_mode_outputs(api, model, x, batch_size):
+    """The model's own outputs with every BN layer in training mode, batch by batch (weights
+    put back: a TF 2 training-mode call moves the moving statistics)."""
+    weights = model.get_weights()
+    if api.eager:
+        found = [np.asarray(model(x[start:start + batch_size], training=True))
+                 for start in range(0, len(x), batch_size)]
+    else:
+        K = api.keras.backend
+        function = K.function([model.input, K.learning_phase()], [model.output])
+        found = [function([x[start:start + batch_size], 1])[0] for start in range(0, len(x), batch_size)]
+    model.set_weights(weights)
+    return np.concatenate(found)
+
+
+def test_diagnose_whole_model_figure_is_the_models_own_training_mode(api):
+    """An image model (the channels-last BN runs as one fused op in TensorFlow flavours, one
+    without gamma) and a dense BN: diagnose's training-mode vs inference-mode figure equals
+    the one computed from the model's own training-mode and predict() outputs."""
+    layers = api.keras.layers
+    inputs = layers.Input((6, 6, 3))
+    image = layers.Flatten()(api.bn(scale=False, name="bn_image")(layers.Conv2D(4, 3, padding="same")(inputs)))
+    dense = api.bn(name="bn_dense")(layers.Dense(8)(image))
+    head = layers.Dense(3, activation="softmax", name="head")(layers.Concatenate()([image, dense]))
+    model = api.keras.models.Model(inputs, head)
+    x = (RNG.normal(size=(100, 6, 6, 3)) * 3 + 5).astype("float32")
+    training = training_mode_outputs(api, model, x, 25)
+    inference = model.predict(x, batch_size=25)
+    expected = np.sqrt(np.mean(np.square(training - inference)) /
+                       np.mean(np.square(inference - inference.mean(axis=0))))
+    report = keras_bn_patch.diagnose(model, x, batch_size=25)
+    assert expected > 0.1  # the moving statistics (0, 1) are far from the data's
+    assert report.model["samples"] == 100
+    assert report.model["difference"] == pytest.approx(expected, rel=1e-4)
+    assert report.model["argmax_agreement"] == np.mean(training.argmax(axis=1) == inference.argmax(axis=1))
+
+
 def test_diagnose_changes_no_weight(api):
     model, backbone = nested_model(api)
     before = model.get_weights()

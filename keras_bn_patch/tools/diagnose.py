@@ -113,11 +113,11 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
         return Report([], None, tolerance)
     layers = [layer for _, layer, _ in found]
     with _views.running(model), _forward.errors_named("running the model on x"):
-        forward = _forward.Forward(api, model, layers)
-        inference, moments = forward.measure(batches, layers, outputs=True)
         handled_by = {layer: _views.handled_by(layer) for layer in layers}
         unheld = [layer for _, layer, frozen in found if not (frozen and handled_by[layer] in ("patched", "native"))]
-        training = forward.measure(batches, (), normalise=unheld, outputs=True)[0]
+        # Both passes at once: one function, and TensorFlow runs the two modes side by side.
+        (inference, moments), (training, _) = _forward.Forward(api, model, layers, fused=True).measure_modes(
+            batches, [(layers, (), True), ((), unheld, True)])
     values = _bn_stats.layer_values(api, layers)
     rows = []
     for path, layer, frozen in found:
