@@ -58,3 +58,32 @@ def test_disabled_and_trainable_match_plain_keras_closely(flavour, tmp_path_fact
             assert np.array_equal(plain[key], patched[key]), key
     assert plain["frozen/signature"] == patched["frozen/signature"]
     assert plain["frozen/config"] == patched["frozen/config"]
+
+
+LOGS = r"""
+import logging, sys
+import numpy as np
+import keras_bn_patch
+from keras_bn_patch.tools import keras_api
+api = keras_api.load(sys.argv[1])
+layers = api.keras.layers
+inputs = layers.Input((8, 8, 3))
+hidden = api.bn()(layers.Conv2D(4, 3)(inputs))
+model = api.keras.models.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(hidden)))
+model.compile("sgd", "mse")
+x = np.random.RandomState(0).normal(size=(8, 8, 8, 3)).astype("float32")
+model.fit(x, np.zeros((8, 2), "float32"), epochs=1, verbose=0)
+model.predict(x, verbose=0)
+# A message of the same kind about anything else still reaches TensorFlow's log.
+logging.getLogger("tensorflow").warning("<function other> appears to be decorated by wrapt, as a test")
+"""
+
+
+def test_tensorflow_logs_nothing_about_the_patched_call(flavour):
+    """A conv model with a patched BN layer built, fitted and predicted: TensorFlow logs no
+    warning about the patch (TF 2.15's AutoGraph said the patched call "appears to be decorated
+    by wrapt ... will run as-is"), and still logs the same kind of message about anything else."""
+    found = run_python(LOGS, flavour, env={"TF_CPP_MIN_LOG_LEVEL": "2"}).stderr
+    assert "<function other> appears to be decorated by wrapt, as a test" in found
+    assert "call of" not in found and "decorated by wrapt" not in found.replace(
+        "<function other> appears to be decorated by wrapt, as a test", "")

@@ -107,6 +107,7 @@ def _tf_keras_hook(family):
             return
         owner = patching.patch(getattr(module, names[0]), "call", tf_keras.make_bn_call(flavour))
         views.bn_classes[owner] = flavour
+        tf_keras.quiet_autograph_notice()
         _record(family.label, family.version_of, flavour.state)  # known only once TF is imported
 
     return _guarded(family.label, family.version_of, patch_bn)
