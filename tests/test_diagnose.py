@@ -372,12 +372,13 @@ def training_mode_outputs(api, model, x, batch_size):
 
 
 def test_diagnose_whole_model_figure_is_the_models_own_training_mode(api):
-    """An image model (the channels-last BN runs as one fused op in TensorFlow flavours, one
-    without gamma) and a dense BN: diagnose's training-mode vs inference-mode figure equals
-    the one computed from the model's own training-mode and predict() outputs."""
+    """A BN layer on images (channels last: one fused op in TensorFlow flavours; no gamma) and
+    one on a dense layer: diagnose's training-mode vs inference-mode figure equals the one
+    computed from the model's own training-mode and predict() outputs.  (No convolution:
+    Theano without a C++ compiler has none.)"""
     layers = api.keras.layers
     inputs = layers.Input((6, 6, 3))
-    image = layers.Flatten()(api.bn(scale=False, name="bn_image")(layers.Conv2D(4, 3, padding="same")(inputs)))
+    image = layers.Flatten()(api.bn(scale=False, name="bn_image")(inputs))
     dense = api.bn(name="bn_dense")(layers.Dense(8)(image))
     head = layers.Dense(3, activation="softmax", name="head")(layers.Concatenate()([image, dense]))
     model = api.keras.models.Model(inputs, head)

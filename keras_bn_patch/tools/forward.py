@@ -281,31 +281,36 @@ class Forward(object):
         return run, structures
 
     # TF 2 flavours: one traced function per list of modes.
+    def _traced_mode(self, tf, batch, mode, structure):
+        """Inside the trace: the model called in one mode; its fetches, ``structure`` the layers."""
+        measure, normalise, outputs = mode
+        del structure[:]  # traced again for a new batch shape: the same layers, in the same order
+        wanted, fetches = set(measure), []
+
+        def record(layer, inputs):
+            if layer not in self._calls:
+                self._calls.append(layer)
+            if layer in wanted:
+                structure.append(layer)
+                fetches.extend(self._ops.moments(layer, inputs))
+
+        # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
+        # no tensor-dependent Python, and converting them took 1.2 s of a ResNet50's 1.6 s
+        # trace (TF 2.15); the model's other layers are converted as predict() would.
+        with _shadowed(self.bn_layers, record, self._replace(normalise),
+                       tf.autograph.experimental.do_not_convert):
+            found = _listed(self._model(_as_input(batch), training=False))
+        return (found[:1] if outputs else []) + fetches
+
     def _trace(self, modes):
         import tensorflow as tf
         structures = [[] for _ in modes]
 
         def step(*batch):
-            fetches = []
-            for (measure, normalise, outputs), structure in zip(modes, structures):
-                del structure[:]  # traced again for a new batch shape: the same layers, in the same order
-                found_moments = []
-
-                def record(layer, inputs, _wanted=set(measure), _structure=structure, _found=found_moments):
-                    if layer not in self._calls:
-                        self._calls.append(layer)
-                    if layer in _wanted:
-                        _structure.append(layer)
-                        _found.extend(self._ops.moments(layer, inputs))
-
-                # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
-                # no tensor-dependent Python, and converting them took 1.2 s of a ResNet50's 1.6 s
-                # trace (TF 2.15); the model's other layers are converted as predict() would.
-                with _shadowed(self.bn_layers, record, self._replace(normalise),
-                               tf.autograph.experimental.do_not_convert):
-                    found = _listed(self._model(_as_input(list(batch)), training=False))
-                fetches.extend((found[:1] if outputs else []) + found_moments)
-            return fetches
+            # A helper call per mode: TF 2.1's AutoGraph fails (NameError) on a function
+            # defined in a loop of the code it converts.
+            return [fetch for mode, structure in zip(modes, structures)
+                    for fetch in self._traced_mode(tf, list(batch), mode, structure)]
 
         inputs = getattr(self._model, "inputs", None) or []
         dtypes = [np.dtype(getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype))  # Keras 3: a name
