@@ -60,6 +60,11 @@ def _shadowed(layers, record, replace, unconverted=lambda function: function):
                 vars(layer)["call"] = before
 
 
+def _on_tensorflow(api):
+    """The flavour runs on TensorFlow (every TF 2 flavour; Keras 2 unless its backend is Theano)."""
+    return api.eager or getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"
+
+
 def _listed(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -81,7 +86,7 @@ class _Ops(object):
             self.square, self.sqrt, self.shape, self.reshape = K.square, K.sqrt, K.shape, K.reshape
             self.cast, self.int_shape = K.cast, K.int_shape
         self._fused = None  # TensorFlow's fused training-mode batch norm, if asked and the backend is TensorFlow
-        if fused and (api.eager or getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"):
+        if fused and _on_tensorflow(api):
             import tensorflow as tf
             self._fused = tf_v1(tf).nn.fused_batch_norm
 
@@ -99,7 +104,7 @@ class _Ops(object):
         x = self.cast(inputs, "float32")
         ndim = len(self.int_shape(x))
         channels = channel_axes(layer, ndim)
-        if self._fused is not None and channels == [3] == [ndim - 1] and inputs.dtype == x.dtype and self.int_shape(x)[3]:
+        if self._fused is not None and ndim == 4 and channels == [3] and inputs.dtype == x.dtype and self.int_shape(x)[3]:
             # An image batch, channels last: one fused op (what Keras's own layer runs in
             # training mode), not a dozen; a fifth of a ResNet50's trace or graph otherwise.
             # Not exact to the last bits (2.4e-4 off the float64 result where a channel's mean
@@ -265,7 +270,7 @@ class Forward(object):
         phase = K.learning_phase()
         feeds = [placeholder for graph in graphs for placeholder in graph[0]]
         feeds += [] if isinstance(phase, int) else [phase]
-        if getattr(K, "backend", lambda: "tensorflow")() == "tensorflow":
+        if _on_tensorflow(self._api):
             # The session itself: a backend function adds ops to the graph, and each addition
             # costs a fifth of a second in a ResNet's TF 1 session (one function per layer).
             session = K.get_session()
