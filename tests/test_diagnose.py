@@ -396,6 +396,28 @@ def test_diagnose_whole_model_figure_is_the_models_own_training_mode(api):
     assert report.model["argmax_agreement"] == np.mean(training.argmax(axis=1) == inference.argmax(axis=1))
 
 
+def test_diagnose_runs_a_model_whose_bn_layers_are_all_held_once(api):
+    """Held layers normalise with their moving statistics in fit() too, so diagnose's
+    training mode is its inference mode: the model is called once, not twice, and the
+    whole-model figure is exactly 0."""
+    model, backbone = nested_model(api)
+    backbone.trainable = False  # both BN layers frozen, held by the patch
+    original, calls = model.call, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    vars(model)["call"] = counted
+    try:
+        report = keras_bn_patch.diagnose(model, X)
+    finally:
+        del vars(model)["call"]
+    assert [row["verdict"] for row in report.rows] == ["held", "held"]
+    assert len(calls) == 1
+    assert report.model["difference"] == 0.0
+
+
 def test_diagnose_changes_no_weight(api):
     model, backbone = nested_model(api)
     before = model.get_weights()

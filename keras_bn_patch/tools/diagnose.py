@@ -4,8 +4,9 @@ For every BN layer (through nested models) the statistics of what it receives
 from ``x`` in inference mode are compared with its moving statistics, and the
 difference between its training-mode and inference-mode outputs on ``x`` is
 computed from them (see ``_bn_stats.distance``).  The whole model is run twice on
-``x``, and only twice: in inference mode (which measures every layer's input at
-the same time), and with each BN layer as fit() in this process runs it
+``x``, and only twice (once if every BN layer is held): in inference mode (which
+measures every layer's input at the same time), and with each BN layer as fit() in
+this process runs it
 (normalised by its batch's statistics, unless held: frozen and patched, or
 natively frozen); every other layer (Dropout, ...) is in inference mode both
 times, so only BN can make the two differ.  The batch statistics are computed
@@ -116,8 +117,10 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
         handled_by = {layer: _views.handled_by(layer) for layer in layers}
         unheld = [layer for _, layer, frozen in found if not (frozen and handled_by[layer] in ("patched", "native"))]
         # Both passes at once: one function, and TensorFlow runs the two modes side by side.
-        (inference, moments), (training, _) = _forward.Forward(api, model, layers, fused=True).measure_modes(
-            batches, [(layers, (), True), ((), unheld, True)])
+        # With every layer held, training mode is inference mode: one pass is the whole cost.
+        modes = [(layers, (), True)] + ([((), unheld, True)] if unheld else [])
+        results = _forward.Forward(api, model, layers, fused=True).measure_modes(batches, modes)
+        (inference, moments), training = results[0], results[-1][0]
     values = _bn_stats.layer_values(api, layers)
     rows = []
     for path, layer, frozen in found:
