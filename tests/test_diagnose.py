@@ -418,6 +418,26 @@ def test_diagnose_runs_a_model_whose_bn_layers_are_all_held_once(api):
     assert report.model["difference"] == 0.0
 
 
+def test_the_tools_leave_the_model_graph_as_it_was(api):
+    """diagnose and recalibrate call the model on inputs of their own; in a graph flavour
+    Keras records such a call as a node of the model (and tf.keras in TF 1.15 of each of its
+    layers): a second node makes the model's ``input`` and ``output`` ambiguous (an
+    AttributeError in Keras 2), and every call of a tool would leave more."""
+    model, backbone = nested_model(api)
+
+    def nodes():
+        return [(layer.name, len(vars(layer).get("_inbound_nodes", vars(layer).get("inbound_nodes", []))),
+                 len(vars(layer).get("_outbound_nodes", vars(layer).get("outbound_nodes", []))))
+                for layer in [model, backbone] + model.layers + backbone.layers]
+
+    before, model_input, model_output = nodes(), model.input, model.output
+    keras_bn_patch.diagnose(model, X)
+    keras_bn_patch.recalibrate(model, X, verbose=0, batch_size=50)
+    keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
+    assert nodes() == before
+    assert model.input is model_input and model.output is model_output
+
+
 def test_diagnose_changes_no_weight(api):
     model, backbone = nested_model(api)
     before = model.get_weights()

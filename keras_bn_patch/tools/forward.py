@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 
+from ..core import views
 from ..core.versions import tf_v1
 from . import bn_stats
 
@@ -243,7 +244,7 @@ class Forward(object):
                 if first and layer not in self._calls:
                     self._calls.append(layer)
 
-            with _shadowed(self.bn_layers, record, self._replace(normalise)):
+            with _shadowed(self.bn_layers, record, self._replace(normalise)), _unrecorded(self._model):
                 outputs = _listed(self._model(_as_input(placeholders)))
             self._graphs[key] = (placeholders, outputs, inputs, {})
         return self._graphs[key]
@@ -332,6 +333,37 @@ class Forward(object):
                                            "float32" if part.dtype.kind in "fiu" else None)
                                 for index, part in enumerate(batch)])
         return run, structures
+
+
+# Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1
+# name them without the underscore) and a model's caches of the outputs per input.
+_RECORDS = ("_inbound_nodes", "_outbound_nodes", "inbound_nodes", "outbound_nodes",
+            "_output_tensor_cache", "_output_mask_cache", "_output_shape_cache")
+
+
+@contextlib.contextmanager
+def _unrecorded(model):
+    """The model's graph as it was before the call inside: Keras 2 records a call of a model on
+    new inputs as a node of the model (tf.keras in TF 1.15 as a node of every layer in it too),
+    and a second node makes the model's ``input`` and ``output`` ambiguous (Keras 2 raises an
+    AttributeError), and every diagnose or recalibrate would leave more."""
+    kept = []
+    for layer in [model] + [entry[1] for entry in views.reachable_layers(model)]:
+        for name in _RECORDS:
+            found = vars(layer).get(name)
+            if isinstance(found, list):
+                kept.append((found, len(found)))
+            elif isinstance(found, dict):
+                kept.append((found, set(found)))
+    try:
+        yield
+    finally:
+        for found, before in kept:
+            if isinstance(found, list):
+                del found[before:]
+            else:
+                for key in set(found) - before:
+                    del found[key]
 
 
 @contextlib.contextmanager
