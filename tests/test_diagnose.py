@@ -438,6 +438,46 @@ def test_the_tools_leave_the_model_graph_as_it_was(api):
     assert model.input is model_input and model.output is model_output
 
 
+def test_a_bn_layer_the_model_calls_with_training_false_is_held(api):
+    """The model's own code calls a BN layer with training=False (the layer itself, or a model
+    around it: the transfer-learning recipe ``base(inputs, training=False)``, where a model
+    takes that argument).  fit() then runs it in inference mode, trainable or not, so
+    diagnose's training-mode figure does too, and its verdict is held: recalibrating it would
+    change what the fine-tuned layers after it were trained on.  Keras 3's fit() overrides
+    such an argument: there the layers are what they are without it."""
+    layers, models = api.keras.layers, api.keras.models
+    outer = layers.Input((8,))
+    hidden = api.bn(name="bn_pinned")(layers.Dense(8, name="dense_pinned")(outer), training=False)
+    inner = layers.Input((8,))
+    base = models.Model(inner, api.bn(name="bn_base")(layers.Dense(8, name="dense_base")(inner)), name="base")
+    try:
+        hidden = base(hidden, training=False)
+        pinned = ["bn_pinned", "base/bn_base"]
+    except TypeError:  # Keras 2's and TF 1.5's models take no training argument
+        hidden = base(hidden)
+        pinned = ["bn_pinned"]
+    free = api.bn(name="bn_free")(layers.Dense(8, name="dense_free")(hidden))
+    model = models.Model(outer, layers.Dense(3, name="head")(free))
+    training = training_mode_outputs(api, model, X, 25)  # what fit() runs
+    inference = model.predict(X, batch_size=25)
+    expected = np.sqrt(np.mean(np.square(training - inference)) /
+                       np.mean(np.square(inference - inference.mean(axis=0))))
+    report = keras_bn_patch.diagnose(model, X, batch_size=25)
+    assert report.model["difference"] == pytest.approx(expected, rel=1e-4)
+    rows = {row["path"]: row for row in report.rows}
+    honoured = api.name != "keras3"
+    for path in pinned:
+        assert rows[path]["handled_by"] == ("training=False" if honoured else "native"), path
+        assert rows[path]["verdict"] == ("held" if honoured else "needs recalibration"), path
+    assert rows["bn_free"]["verdict"] == "needs recalibration"
+    if "base/bn_base" not in pinned:  # its model was called without the argument
+        assert rows["base/bn_base"]["handled_by"] != "training=False"
+    # The repair advised leaves the held layers as they are.
+    repaired = [path for path in rows if not honoured or path not in pinned]
+    assert report.advice == "keras_bn_patch.recalibrate(model, data%s)" % (
+        ", layers=%r" % repaired if honoured else "")
+
+
 def test_diagnose_changes_no_weight(api):
     model, backbone = nested_model(api)
     before = model.get_weights()

@@ -7,8 +7,8 @@ computed from them (see ``_bn_stats.distance``).  The whole model is run twice o
 ``x``, and only twice (once if every BN layer is held): in inference mode (which
 measures every layer's input at the same time), and with each BN layer as fit() in
 this process runs it
-(normalised by its batch's statistics, unless held: frozen and patched, or
-natively frozen); every other layer (Dropout, ...) is in inference mode both
+(normalised by its batch's statistics, unless held: frozen and patched, natively
+frozen, or called with training=False by the model's own code); every other layer (Dropout, ...) is in inference mode both
 times, so only BN can make the two differ.  The batch statistics are computed
 by the tool, not by the layers' training-mode calls, so no moving statistic
 moves: nothing about the model changes.
@@ -30,6 +30,12 @@ ADVICE = {
     NEEDS_RECALIBRATION: "recalibrate: its moving statistics do not describe the data",
 }
 PROBLEMS = (NEEDS_PATCH, NEEDS_RECALIBRATION)
+# "handled by" for a layer the model's own code calls with training=False: Keras holds it in
+# fit() itself, patched or not, frozen or not.
+INFERENCE_CALL = "training=False"
+INFERENCE_CALL_ADVICE = ("nothing to do: the model calls it with training=False, so fit() normalizes "
+                         "with these statistics too (recalibrating would change what the layers after "
+                         "it were trained on)")
 
 
 def bn_layers(model):
@@ -47,12 +53,17 @@ class Report(object):
         problems = [row for row in rows if row["verdict"] in PROBLEMS]
         self.healthy = not problems
         self.verdict = "healthy" if self.healthy else "problems found"
+        # Held layers normalised with their moving statistics in fit() too: the layers after
+        # them were trained on those, so a repair leaves them as they are.
+        held = [row["path"] for row in rows if row["verdict"] == HELD]
+        repair = "keras_bn_patch.recalibrate(model, data%s)" % (
+            ", layers=%r" % [row["path"] for row in rows if row["path"] not in held] if held else "")
         if any(row["verdict"] == NEEDS_PATCH for row in rows):
             self.advice = ("import keras_bn_patch before fine-tuning; if this model was already fine-tuned "
-                           "without it, keras_bn_patch.recalibrate(model, data)")
+                           "without it, %s" % repair)
         elif problems:
-            self.advice = "keras_bn_patch.recalibrate(model, data)"
-        elif any(row["verdict"] == HELD for row in rows):
+            self.advice = repair
+        elif any(row["verdict"] == HELD and row["handled_by"] != INFERENCE_CALL for row in rows):
             self.advice = ("nothing to do if fine-tuned with the patch; if not, "
                            "keras_bn_patch.recalibrate(model, data, layers='frozen')")
         else:
@@ -86,6 +97,8 @@ class Report(object):
 def _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched):
     if distance["discrepancy"] <= tolerance:
         return OK
+    if handled_by == INFERENCE_CALL:  # fit() never normalised it with batch statistics
+        return HELD
     if not frozen:
         return NEEDS_RECALIBRATION
     if fine_tuned_unpatched:  # its statistics are what is wrong now, patched from here on or not
@@ -115,7 +128,9 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     layers = [layer for _, layer, _ in found]
     with _views.running(model), _forward.errors_named("running the model on x"):
         handled_by = {layer: _views.handled_by(layer) for layer in layers}
-        unheld = [layer for _, layer, frozen in found if not (frozen and handled_by[layer] in ("patched", "native"))]
+        handled_by.update((layer, INFERENCE_CALL) for layer in _views.called_in_inference_mode(model))
+        unheld = [layer for _, layer, frozen in found if not (
+            frozen and handled_by[layer] in ("patched", "native") or handled_by[layer] == INFERENCE_CALL)]
         # Both passes at once: one function, and TensorFlow runs the two modes side by side.
         # With every layer held, training mode is inference mode: one pass is the whole cost.
         modes = [(layers, (), True)] + ([((), unheld, True)] if unheld else [])
@@ -130,7 +145,8 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
                                       values[layer]["moving_variance"], float(layer.epsilon), values[layer]["gamma"])
         verdict = _verdict(distance, frozen, handled_by[layer], tolerance, fine_tuned_unpatched)
         rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by[layer],
-                         verdict=verdict, advice=ADVICE[verdict], **distance))
+                         verdict=verdict, advice=INFERENCE_CALL_ADVICE if verdict == HELD and
+                         handled_by[layer] == INFERENCE_CALL else ADVICE[verdict], **distance))
     return Report(rows, _compare(training, inference), tolerance)
 
 
