@@ -422,19 +422,27 @@ def test_the_tools_leave_the_model_graph_as_it_was(api):
     """diagnose and recalibrate call the model on inputs of their own; in a graph flavour
     Keras records such a call as a node of the model (and tf.keras in TF 1.15 of each of its
     layers): a second node makes the model's ``input`` and ``output`` ambiguous (an
-    AttributeError in Keras 2), and every call of a tool would leave more."""
-    model, backbone = nested_model(api)
+    AttributeError in Keras 2), TF 1.15's ``model.losses`` would list the call's activity
+    losses, and every call of a tool would leave more."""
+    layers, models = api.keras.layers, api.keras.models
+    inner = layers.Input((8,))
+    regularised = layers.Dense(8, activity_regularizer=api.keras.regularizers.l2(0.01), name="regularised")
+    backbone = models.Model(inner, api.bn(name="bn_in")(regularised(inner)), name="backbone")
+    outer = layers.Input((8,))
+    model = models.Model(outer, layers.Dense(2, name="head")(api.bn(name="bn_out")(backbone(outer))))
 
     def nodes():
         return [(layer.name, len(vars(layer).get("_inbound_nodes", vars(layer).get("inbound_nodes", []))),
                  len(vars(layer).get("_outbound_nodes", vars(layer).get("outbound_nodes", []))))
                 for layer in [model, backbone] + model.layers + backbone.layers]
 
-    before, model_input, model_output = nodes(), model.input, model.output
+    model.predict(X)  # TF 2: model.losses are those of the model's last call
+    before, losses, model_input, model_output = nodes(), len(model.losses), model.input, model.output
     keras_bn_patch.diagnose(model, X)
     keras_bn_patch.recalibrate(model, X, verbose=0, batch_size=50)
     keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
     assert nodes() == before
+    assert len(model.losses) == losses
     assert model.input is model_input and model.output is model_output
 
 

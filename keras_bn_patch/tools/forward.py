@@ -336,9 +336,12 @@ class Forward(object):
 
 
 # Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1
-# name them without the underscore) and a model's caches of the outputs per input.
+# name them without the underscore), a model's caches of the outputs per input, and the
+# losses (activity regularizers) and updates a call adds, per input or not (TF 1.15's
+# model.losses lists every one of them).
 _RECORDS = ("_inbound_nodes", "_outbound_nodes", "inbound_nodes", "outbound_nodes",
-            "_output_tensor_cache", "_output_mask_cache", "_output_shape_cache")
+            "_output_tensor_cache", "_output_mask_cache", "_output_shape_cache",
+            "_losses", "_updates", "_per_input_losses", "_per_input_updates")
 
 
 @contextlib.contextmanager
@@ -346,7 +349,9 @@ def _unrecorded(model):
     """The model's graph as it was before the call inside: Keras 2 records a call of a model on
     new inputs as a node of the model (tf.keras in TF 1.15 as a node of every layer in it too),
     and a second node makes the model's ``input`` and ``output`` ambiguous (Keras 2 raises an
-    AttributeError), and every diagnose or recalibrate would leave more."""
+    AttributeError); TF 1.15's ``model.losses`` would list the call's activity losses; and
+    every diagnose or recalibrate would leave more.  (The model is built: nothing else is
+    added by the call.)"""
     kept = []
     for layer in [model] + [entry[1] for entry in views.reachable_layers(model)]:
         for name in _RECORDS:
