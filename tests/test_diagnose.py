@@ -130,6 +130,41 @@ def test_every_kind_of_data_gives_the_same_statistics(api):
             assert summary.passes == (1 if batch_size is None else 3), name
 
 
+def test_data_keyed_by_input_name_as_predict_takes_it(api):
+    """A model with two named inputs: a dict of arrays, and a generator or Dataset yielding
+    ({name: batch}, y), give the statistics a list of arrays gives, whatever the dict's order;
+    a dict without one of the inputs is an error naming it."""
+    layers, models = api.keras.layers, api.keras.models
+    left, right = layers.Input((8,), name="left"), layers.Input((4,), name="right")
+    merged = layers.concatenate([api.bn(name="bn_left")(left), layers.Dense(4, name="dense_right")(right)])
+    model = models.Model([left, right], layers.Dense(2, name="head")(api.bn(name="bn_out")(merged)))
+    right_x = X[:, :4] * 2 - 1
+    initial = model.get_weights()
+    keras_bn_patch.recalibrate(model, [X, right_x], verbose=0, batch_size=50)
+    expected = model.get_weights()
+    named = {"right": right_x, "left": X}
+
+    def generator():
+        while True:
+            for start in range(0, 200, 50):
+                yield {"right": right_x[start:start + 50], "left": X[start:start + 50]}, np.zeros((50, 2))
+
+    sources = [("dict", named, None), ("generator", generator(), 4)]
+    if api.name != "keras" or api.keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        sources.append(("Dataset", tf.data.Dataset.from_tensor_slices((named, np.zeros((200, 2)))).batch(50), None))
+    for name, data, steps in sources:
+        model.set_weights(initial)
+        keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0, batch_size=50)
+        for a, b in zip(expected, model.get_weights()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    model.set_weights(initial)
+    assert keras_bn_patch.diagnose(model, named).rows == keras_bn_patch.diagnose(model, [X, right_x]).rows
+    with pytest.raises(ValueError, match=r"x has no array for the model's input 'right' \(its inputs: "
+                                         r"\['left', 'right'\]; x has: \['left'\]\)"):
+        keras_bn_patch.diagnose(model, {"left": X})
+
+
 def small_resnet(api):
     """One residual block with BN; dense on Theano, which cannot compile convolutions without
     a C++ compiler (as on CI)."""

@@ -1,9 +1,9 @@
 """The data diagnose() and recalibrate() run a model on, checked and cut into batches.
 
-Accepted: a NumPy array (a list of arrays for a model with several inputs), a
-``keras.utils.Sequence``, a generator or iterator (with ``steps``: Keras generators
-never end), or a ``tf.data.Dataset``.  Elements of the last three may be ``x`` or
-``(x, y[, sample_weight])``; only ``x`` is used.  Recalibration runs over the data
+Accepted: a NumPy array (a list of arrays, or a dict of them by input name, for a model
+with several inputs), a ``keras.utils.Sequence``, a generator or iterator (with ``steps``:
+Keras generators never end), or a ``tf.data.Dataset``.  Elements of the last three may be
+``x`` or ``(x, y[, sample_weight])``; only ``x`` is used.  Recalibration runs over the data
 once per BN layer, so a one-shot generator is read once and its batches kept.
 """
 import numpy as np
@@ -35,8 +35,30 @@ def expected_shapes(api, model):
     return [tuple(api.keras.backend.int_shape(tensor)) for tensor in inputs]
 
 
-def _as_arrays(x, name, shapes):
+def input_names(model):
+    """The names a dict of data is keyed by, per model input (as predict() takes it), or None."""
+    try:
+        names = getattr(model, "input_names", None) or [tensor.name for tensor in model.inputs or []]
+    except (AttributeError, ValueError):  # a subclassed model: no inputs
+        return None
+    return list(names) or None  # Keras 3: an Input's tensor has its name
+
+
+def _by_name(x, name, names):
+    """A dict of arrays as predict() takes it: by model input name, in the model's order."""
+    if names is None:
+        raise TypeError("%s is a dict, but this model does not name its inputs: give a list of arrays" % name)
+    missing = [key for key in names if key not in x]
+    if missing:
+        raise ValueError("%s has no array for the model's input %s (its inputs: %s; %s has: %s)"
+                         % (name, ", ".join(map(repr, missing)), names, name, sorted(map(str, x))))
+    return [x[key] for key in names] if len(names) > 1 else x[names[0]]
+
+
+def _as_arrays(x, name, shapes, names=None):
     """``x`` as a list of numeric arrays, one per model input, checked against ``shapes``."""
+    if isinstance(x, dict):
+        x = _by_name(x, name, names)
     parts = list(x) if isinstance(x, (list, tuple)) and shapes and len(shapes) > 1 else [x]
     if shapes is not None and len(parts) != len(shapes):
         raise ValueError("%s has %d input arrays; the model has %d inputs" % (name, len(parts), len(shapes)))
@@ -85,14 +107,15 @@ class Batches(object):
         self.name = name
         self._api = api
         self._shapes = expected_shapes(api, model)
+        self._names = input_names(model)
         self._steps = check_count(steps, "steps")
         self._batch_size = check_count(batch_size, "batch_size") or DEFAULT_BATCH_SIZE
         self._cached = None
         if isinstance(data, (str, bytes)):
             raise TypeError("%s must be data, not a %s (to use a file, load it first, e.g. with "
                             "numpy.load)" % (name, type(data).__name__))
-        if isinstance(data, (np.ndarray, list, tuple)):
-            self._arrays = _as_arrays(data, name, self._shapes)
+        if isinstance(data, (np.ndarray, list, tuple, dict)):
+            self._arrays = _as_arrays(data, name, self._shapes, self._names)
             self._source = self._slices
         elif _is_dataset(data):
             self._data = data
@@ -108,7 +131,7 @@ class Batches(object):
             self._data = iter(data)
             self._source = self._once
         else:
-            raise TypeError("%s must be a NumPy array, a list of arrays, a keras Sequence, a generator "
+            raise TypeError("%s must be a NumPy array, a list or dict of arrays, a keras Sequence, a generator "
                             "or a tf.data.Dataset, got %s" % (name, type(data).__name__))
 
     def __iter__(self):
@@ -144,7 +167,7 @@ class Batches(object):
             yield _join(pending)
 
     def _checked(self, element):
-        return _as_arrays(_x_of(element), self.name, self._shapes)
+        return _as_arrays(_x_of(element), self.name, self._shapes, self._names)
 
     def _slices(self, size=None):
         size = size or self._batch_size
@@ -202,4 +225,6 @@ def _numpy(element):
         return tuple(_numpy(part) for part in element)
     if isinstance(element, list):
         return [_numpy(part) for part in element]
+    if isinstance(element, dict):
+        return dict((key, _numpy(part)) for key, part in element.items())
     return element.numpy() if hasattr(element, "numpy") else element
