@@ -6,12 +6,11 @@ difference between its training-mode and inference-mode outputs on ``x`` is
 computed from them (see ``_bn_stats.distance``).  The whole model is run twice on
 ``x``, and only twice (once if every BN layer is held): in inference mode (which
 measures every layer's input at the same time), and with each BN layer as fit() in
-this process runs it
-(normalised by its batch's statistics, unless held: frozen and patched, natively
-frozen, or called with training=False by the model's own code); every other layer (Dropout, ...) is in inference mode both
-times, so only BN can make the two differ.  The batch statistics are computed
-by the tool, not by the layers' training-mode calls, so no moving statistic
-moves: nothing about the model changes.
+this process runs it (normalised by its batch's statistics, unless held: frozen and
+patched, natively frozen, or called with training=False by the model's own code);
+every other layer (Dropout, ...) is in inference mode both times, so only BN can make
+the two differ.  The batch statistics are computed by the tool, not by the layers'
+training-mode calls, so no moving statistic moves: nothing about the model changes.
 """
 import numpy as np
 
