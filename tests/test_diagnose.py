@@ -406,6 +406,12 @@ def training_mode_outputs(api, model, x, batch_size):
     return np.concatenate(found)
 
 
+def whole_model_figure(training, inference):
+    """diagnose's figure from the two modes' outputs: the RMS difference relative to the spread."""
+    return np.sqrt(np.mean(np.square(training - inference)) /
+                   np.mean(np.square(inference - inference.mean(axis=0))))
+
+
 def test_diagnose_whole_model_figure_is_the_models_own_training_mode(api):
     """A BN layer on images (channels last: one fused op in TensorFlow flavours; no gamma) and
     one on a dense layer: diagnose's training-mode vs inference-mode figure equals the one
@@ -422,8 +428,7 @@ def test_diagnose_whole_model_figure_is_the_models_own_training_mode(api):
     x = (RNG.normal(size=(100, 6, 6, 3)) * 3 + 5).astype("float32")
     training = training_mode_outputs(api, model, x, 25)
     inference = model.predict(x, batch_size=25)
-    expected = np.sqrt(np.mean(np.square(training - inference)) /
-                       np.mean(np.square(inference - inference.mean(axis=0))))
+    expected = whole_model_figure(training, inference)
     report = keras_bn_patch.diagnose(model, x, batch_size=25)
     assert expected > 0.1  # the moving statistics (0, 1) are far from the data's
     assert report.model["samples"] == 100
@@ -503,8 +508,7 @@ def test_a_bn_layer_the_model_calls_with_training_false_is_held(api):
     model = models.Model(outer, layers.Dense(3, name="head")(free))
     training = training_mode_outputs(api, model, X, 25)  # what fit() runs
     inference = model.predict(X, batch_size=25)
-    expected = np.sqrt(np.mean(np.square(training - inference)) /
-                       np.mean(np.square(inference - inference.mean(axis=0))))
+    expected = whole_model_figure(training, inference)
     report = keras_bn_patch.diagnose(model, X, batch_size=25)
     assert report.model["difference"] == pytest.approx(expected, rel=1e-4)
     rows = {row["path"]: row for row in report.rows}

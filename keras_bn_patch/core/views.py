@@ -92,42 +92,6 @@ def reachable_layers(model):
     return [tuple(entry) for entry in found.values() if entry[1] is not model]
 
 
-def called_in_inference_mode(model):
-    """The layers with moving statistics that ``model``'s own graph always calls with
-    ``training=False``, given at construction to the layer or to a model enclosing it (the
-    transfer-learning recipe ``base(inputs, training=False)``): fit() runs them in inference
-    mode too.  Keras 2 and tf.keras keep that argument in each node of the model's graph and
-    honour it in fit(); Keras 3's fit() overrides it (its nodes keep their arguments in
-    another shape, so none is found there).  A layer also called without it is not one."""
-    pinned, free, layers = set(), set(), {}
-
-    def statistics_within(layer):
-        return [found for found in [layer] + [entry[1] for entry in reachable_layers(layer)]
-                if hasattr(found, "moving_mean") and hasattr(found, "moving_variance")]
-
-    def walk(network, inference):
-        by_depth = getattr(network, "_nodes_by_depth", None) or getattr(network, "nodes_by_depth", None) or {}
-        for nodes in list(by_depth.values()):
-            for node in nodes:
-                layer = getattr(node, "layer", None) or getattr(node, "outbound_layer", None)
-                arguments = getattr(node, "call_kwargs", None)
-                arguments = getattr(node, "arguments", None) if arguments is None else arguments
-                if layer is None or layer is network:
-                    continue
-                given = arguments.get("training") if isinstance(arguments, dict) else None
-                pinned_here = inference or (type(given) in (bool, int) and not given)
-                if pinned_here or not (getattr(layer, "_nodes_by_depth", None) or
-                                       getattr(layer, "nodes_by_depth", None)):
-                    for found in statistics_within(layer):
-                        layers[id(found)] = found
-                        (pinned if pinned_here else free).add(id(found))
-                else:
-                    walk(layer, False)  # a model inside: its own nodes say how it calls its layers
-
-    walk(model, False)
-    return [layers[key] for key in pinned - free]
-
-
 def compute_view(model):
     """{bn_layer: frozen} for every patched BN layer reachable from ``model``."""
     classes = tuple(bn_classes)

@@ -37,10 +37,49 @@ INFERENCE_CALL_ADVICE = ("nothing to do: the model calls it with training=False,
                          "it were trained on)")
 
 
+def _is_bn(layer):
+    return hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance")
+
+
 def bn_layers(model):
     """[(path, layer, frozen)] of every BN layer in ``model`` (any layer with moving statistics)."""
-    return [(path, layer, frozen) for path, layer, frozen in _views.reachable_layers(model)
-            if hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance")]
+    return [(path, layer, frozen) for path, layer, frozen in _views.reachable_layers(model) if _is_bn(layer)]
+
+
+def _nodes_by_depth(layer):
+    """A functional or Sequential model's graph: {depth: [node]} (Keras 2.0/2.1 name it without
+    the underscore); empty for any other layer."""
+    return getattr(layer, "_nodes_by_depth", None) or getattr(layer, "nodes_by_depth", None) or {}
+
+
+def _called_in_inference_mode(model):
+    """The BN layers that ``model``'s own graph always calls with ``training=False``, given at
+    construction to the layer or to a model enclosing it (the transfer-learning recipe
+    ``base(inputs, training=False)``): fit() runs them in inference mode too.  Keras 2 and
+    tf.keras keep that argument in each node of the model's graph and honour it in fit();
+    Keras 3's fit() overrides it (its nodes keep their arguments in another shape, so none is
+    found there).  A layer also called without it is not one."""
+    pinned, free, layers = set(), set(), {}
+
+    def walk(network, inference):
+        for nodes in list(_nodes_by_depth(network).values()):
+            for node in nodes:
+                layer = getattr(node, "layer", None) or getattr(node, "outbound_layer", None)
+                arguments = getattr(node, "call_kwargs", None)
+                arguments = getattr(node, "arguments", None) if arguments is None else arguments
+                if layer is None or layer is network:
+                    continue
+                given = arguments.get("training") if isinstance(arguments, dict) else None
+                pinned_here = inference or (type(given) in (bool, int) and not given)
+                if pinned_here or not _nodes_by_depth(layer):
+                    for found in ([layer] if _is_bn(layer) else []) + [entry[1] for entry in bn_layers(layer)]:
+                        layers[id(found)] = found
+                        (pinned if pinned_here else free).add(id(found))
+                else:
+                    walk(layer, False)  # a model inside: its own nodes say how it calls its layers
+
+    walk(model, False)
+    return [layers[key] for key in pinned - free]
 
 
 class Report(object):
@@ -54,9 +93,9 @@ class Report(object):
         self.verdict = "healthy" if self.healthy else "problems found"
         # Held layers normalised with their moving statistics in fit() too: the layers after
         # them were trained on those, so a repair leaves them as they are.
-        held = [row["path"] for row in rows if row["verdict"] == HELD]
+        unheld = [row["path"] for row in rows if row["verdict"] != HELD]
         repair = "keras_bn_patch.recalibrate(model, data%s)" % (
-            ", layers=%r" % [row["path"] for row in rows if row["path"] not in held] if held else "")
+            ", layers=%r" % unheld if len(unheld) < len(rows) else "")
         if any(row["verdict"] == NEEDS_PATCH for row in rows):
             self.advice = ("import keras_bn_patch before fine-tuning; if this model was already fine-tuned "
                            "without it, %s" % repair)
@@ -127,7 +166,7 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     layers = [layer for _, layer, _ in found]
     with _views.running(model), _forward.errors_named("running the model on x"):
         handled_by = {layer: _views.handled_by(layer) for layer in layers}
-        handled_by.update((layer, INFERENCE_CALL) for layer in _views.called_in_inference_mode(model))
+        handled_by.update((layer, INFERENCE_CALL) for layer in _called_in_inference_mode(model))
         unheld = [layer for _, layer, frozen in found if not (
             frozen and handled_by[layer] in ("patched", "native") or handled_by[layer] == INFERENCE_CALL)]
         # Both passes at once: one function, and TensorFlow runs the two modes side by side.
