@@ -14,6 +14,9 @@ from keras_bn_patch.core import support
 from keras_bn_patch.tools import keras_api
 from helpers import X, X_SOURCE, Y, moving_stats, scalar, train_minus_test_loss
 
+SEQUENCES = np.stack([X, X[::-1], X * 0.5], axis=1)  # (32, 3, 8): three steps a sample
+SEQUENCES_SOURCE = np.stack([X_SOURCE] * 3, axis=1)
+
 
 def build_backbone(api, prefix):
     layers, models = api.keras.layers, api.keras.models
@@ -31,22 +34,22 @@ def head_on(api, inputs, tensor, prefix):
     return model
 
 
-def assert_held(api, model, bn_layers, unpatched_gap_expected=True):
+def assert_held(api, model, bn_layers, unpatched_gap_expected=True, x=X):
     """Frozen BN behaves frozen in `model`: train loss == test loss, statistics bit-identical."""
-    assert abs(train_minus_test_loss(model)) < 1e-5
+    assert abs(train_minus_test_loss(model, x)) < 1e-5
     before = moving_stats(api, bn_layers)
     model.compile(keras_api.sgd(api, 1e-4), "mse")
-    model.fit(X, Y, epochs=2, batch_size=8, verbose=0)
+    model.fit(x, Y, epochs=2, batch_size=8, verbose=0)
     for b, a in zip(before, moving_stats(api, bn_layers)):
         assert np.array_equal(a, b)
     model.compile(keras_api.sgd(api, 0.0), "mse")
     with keras_bn_patch.disabled():
-        gap = abs(train_minus_test_loss(model))
+        gap = abs(train_minus_test_loss(model, x))
     if api.name == "keras3":
         assert gap < 1e-5  # native: nothing for the patch to fix
     elif unpatched_gap_expected:
         assert gap > 0.1, "the unpatched arm should show the trap (gap %g)" % gap
-    assert abs(train_minus_test_loss(model)) < 1e-5  # and held again after the block
+    assert abs(train_minus_test_loss(model, x)) < 1e-5  # and held again after the block
 
 
 def test_frozen_after_build_head_on_existing_tensors(api):
@@ -131,6 +134,63 @@ def test_user_subclass_calling_super(api):
     model = head_on(api, inputs, hidden, "sub")
     assert_held(api, model, [bn])
     assert MyBatchNorm.calls >= 1
+
+
+def _plain_keras_moves_frozen_statistics(api):
+    """Keras 2.0-2.1.2 add the moving-average updates of non-trainable layers to fit()."""
+    return api.name == "keras" and keras_api.version_tuple(api.version) < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE
+
+
+def test_wrapped_layer_frozen_after_build(api):
+    """TimeDistributed(BatchNormalization()) in a backbone frozen layer by layer after it was
+    trained: the wrapper is frozen, the BN inside it is not (Keras 2 does not propagate)."""
+    layers = api.keras.layers
+    inputs = layers.Input((3, 8))
+    hidden = layers.TimeDistributed(layers.Dense(16), name="td_dense")(inputs)
+    wrapper = layers.TimeDistributed(api.bn(name="td_bn_inner"), name="td_bn")
+    features = layers.Flatten(name="td_features")(wrapper(hidden))
+    base = api.keras.models.Model(inputs, features)
+    base.compile(keras_api.sgd(api, 0.1), "mse")
+    base.fit(SEQUENCES_SOURCE, np.zeros((32, 48), "float32"), epochs=1, verbose=0)
+    for layer in base.layers:
+        layer.trainable = False
+    model = head_on(api, base.inputs, base.get_layer("td_features").output, "td")
+    assert_held(api, model, [wrapper.layer], x=SEQUENCES)
+    if _plain_keras_moves_frozen_statistics(api):  # what the patch holds there: plain Keras drifts
+        before = moving_stats(api, [wrapper.layer])
+        with keras_bn_patch.disabled():
+            model.fit(SEQUENCES, Y, epochs=1, batch_size=8, verbose=0)
+        drift = max(np.abs(a - b).max() for a, b in zip(before, moving_stats(api, [wrapper.layer])))
+        assert drift > 0.1, drift
+
+
+def test_user_layer_that_calls_a_bn_layer_in_its_own_call(api):
+    """A frozen user layer encloses the BN layer it holds as an attribute and calls itself."""
+    class Block(api.keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super(Block, self).__init__(**kwargs)
+            self.bn = api.bn(name="block_bn")
+
+        def build(self, input_shape):
+            self.bn.build(input_shape)
+            super(Block, self).build(input_shape)
+
+        def call(self, inputs, training=None):
+            outputs = self.bn.call(inputs, training=training)
+            if not api.eager and api.name != "keras3":  # graph Keras collects updates per layer
+                self.add_update(self.bn.get_updates_for(inputs) or self.bn.updates, inputs)
+            return outputs
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    block = Block(name="block")
+    hidden = block(layers.Dense(16)(inputs))
+    block.trainable = False
+    model = head_on(api, inputs, hidden, "block")
+    assert_held(api, model, [block.bn])
 
 
 def _applications(api):

@@ -54,11 +54,22 @@ class _Flag(object):
             self.value = value
 
 
+def _is_layer(value):
+    return hasattr(value, "trainable") and hasattr(value, "call") and hasattr(value, "get_weights")
+
+
 def _sublayers(layer):
-    children = list(getattr(layer, "layers", None) or ())
-    wrapped = getattr(layer, "layer", None)  # TimeDistributed, Bidirectional, ...
-    if wrapped is not None and hasattr(wrapped, "trainable"):
-        children.append(wrapped)
+    """The layers ``layer`` runs: a model's ``layers``; for any other layer, the layers it holds
+    as attributes (a wrapper's ``layer``, Bidirectional's two, a user layer's ``self.bn``, alone
+    or in a list), as TF 2 tracks them.  Keras 2.x tracks none of these, yet a frozen layer
+    encloses the BN layers its own ``call`` runs."""
+    if getattr(layer, "layers", None) is not None:
+        return list(layer.layers)
+    children = []
+    for value in list(getattr(layer, "__dict__", {}).values()):
+        for item in (value if isinstance(value, (list, tuple)) else (value,)):
+            if item is not layer and _is_layer(item):
+                children.append(item)
     return children
 
 
