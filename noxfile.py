@@ -41,13 +41,21 @@ FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env) for sta
 MATRIX = [stack.session for stack in support.STACKS if stack.role == "matrix"]
 COMPAT = [stack.session for stack in support.STACKS if stack.role == "compat"]
 TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
-# Tests that need no Keras (fake modules, the benchmark gate, the support table): the machinery sessions.
-MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py"]
+# Tests that need no Keras (fake modules, the benchmark gate, the support table, how child processes
+# are reached): the machinery sessions.
+MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py",
+                   "tests/test_children.py"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # Horovod (tests/test_horovod.py), built from source against the session's TensorFlow with Open MPI
 # (its bundled Gloo does not compile against this system's kernel headers).  Each build takes a
 # minute or two, so its wheel is kept in HOROVOD_WHEELS, one folder per session and release.
+# Engines that train in worker processes (tests/test_engines.py), in one Keras 2 / TF 1 and one TF 2
+# session; Spark needs a Java (Debian's package where it is missing).
+ENGINES = {"keras231": ["ray==2.7.2", "pyspark==3.4.4", "joblib==1.3.2", "distributed==2022.2.0", "click<8.1"],
+           "keras215": ["ray==2.9.3", "pyspark==3.5.9", "joblib==1.6.0", "distributed==2024.8.0", "dask==2024.8.0"]}
+ENGINE_NAMES = "loky,ray,spark,dask"  # tests/conftest.py ENGINE_MODULES
+JAVA = ["openjdk-17-jre-headless"]
 HOROVOD = {"keras231": "horovod==0.22.1", "keras28": "horovod==0.28.1"}
 HOROVOD_BUILD = {"HOROVOD_WITH_MPI": "1", "HOROVOD_WITHOUT_GLOO": "1", "HOROVOD_WITH_TENSORFLOW": "1",
                  "HOROVOD_WITHOUT_PYTORCH": "1", "HOROVOD_WITHOUT_MXNET": "1"}
@@ -123,17 +131,23 @@ def _test_env(name):
     stack = support.stack(name)
     return _run_env(name, KBP_EXPECT_FLAVOURS=stack.flavours, KBP_EXPECT_UNSUPPORTED=stack.unsupported,
                     PYTHONHASHSEED="0", KBP_EXPECT_ZOOS="1" if name in ZOOS else "0",
-                    KBP_EXPECT_HOROVOD="1" if name in HOROVOD else "0")
+                    KBP_EXPECT_HOROVOD="1" if name in HOROVOD else "0",
+                    KBP_EXPECT_ENGINES=ENGINE_NAMES if name in ENGINES else "")
+
+
+def _apt_install(session, command, packages, why):
+    """Debian's ``packages`` where ``command`` is missing (as root, e.g. in CI); elsewhere say which."""
+    if shutil.which(command):
+        return
+    if os.geteuid() != 0:
+        session.error("%s need %s: apt-get install %s" % (why, command, " ".join(packages)))
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", *packages, external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
 def _install_horovod(session, requirement):
-    """Open MPI from Debian's packages (as root, e.g. in CI), then Horovod's wheel: built once."""
-    if not shutil.which("mpirun"):
-        if os.geteuid() != 0:
-            session.error("Horovod's tests need Open MPI: apt-get install " + " ".join(OPEN_MPI))
-        session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", *OPEN_MPI, external=True,
-                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    """Open MPI from Debian's packages, then Horovod's wheel: built once."""
+    _apt_install(session, "mpirun", OPEN_MPI, "Horovod's tests")
     cache = os.path.join(HOROVOD_WHEELS, "%s-%s" % (session.name, requirement.replace("==", "-")))
     if not glob.glob(os.path.join(cache, "horovod-*.whl")):
         session.install("wheel")  # its setup.py's bdist_wheel, run against the TensorFlow installed here
@@ -146,7 +160,9 @@ def _flavour_session(name, python):
     @nox.session(name=name, python=python)
     def run(session):
         try:  # the venv goes in the end, a failed install's too
-            _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []))
+            _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []) + ENGINES.get(name, []))
+            if name in ENGINES:
+                _apt_install(session, "java", JAVA, "Spark's tests")
             if name in HOROVOD:
                 _install_horovod(session, HOROVOD[name])
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -306,7 +322,7 @@ def machinery(session):
     session.install(*TEST_DEPS)
     session.install("-e", ".")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
-                *session.posargs, env={"KBP_EXPECT_FLAVOURS": ""})
+                *session.posargs, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
 
 
 @nox.session(python="3.11")

@@ -5,15 +5,42 @@ layer whose ``trainable`` is False, or that sits inside a model that is not
 trainable, normalizes with its moving statistics in training too, and never
 updates them.  Nothing else changes.
 """
-import os
-
-from .core.install import install, is_installed, status, uninstall
+from . import children as _children
+from .core import install as _install
 from .core import switch as _switch
+from .core.install import is_installed
 from .core.switch import disable, disabled, enable, enabled
 
 __version__ = "0.1.0"
 __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enabled",
            "enabled", "disabled", "status", "diagnose", "recalibrate"]
+
+
+def install():
+    """Patch every Keras flavour imported now or later, in this process and in the Python
+    processes it starts (where their environment has keras-bn-patch).  A second call does nothing."""
+    _install.install()
+    _children.reach()
+
+
+def uninstall():
+    """Put back everything the patch replaced; processes started from now on start plain.
+    Graphs built meanwhile behave as plain Keras."""
+    _install.uninstall()
+    _children.withdraw()
+
+
+def status():
+    """{flavour: {"version": ..., "state": "patched" | "native" | "unsupported: why"}} for each
+    Keras flavour imported; where frozen layers of a model being trained were built before the
+    patch (so are not held), that flavour's "not_held": ["model: layer", ...]; and, where
+    anything reaches the processes started from this one, "processes": {"state": ..., "reach":
+    [how: the start-up path, the site switch, an engine's hook]}."""
+    report = _install.status()
+    processes = _children.status()
+    if processes is not None:
+        report["processes"] = processes
+    return report
 
 
 def is_enabled():
@@ -23,7 +50,11 @@ def is_enabled():
 
 
 def load_ipython_extension(ipython):
-    """``%load_ext keras_bn_patch``: install the patch in this IPython kernel or shell."""
+    """``%load_ext keras_bn_patch``: install the patch in this IPython kernel or shell, unless
+    ``KERAS_BN_PATCH=0`` is set (it wins in every mode)."""
+    if _switch.environment_disables():
+        print("keras_bn_patch: not installed: KERAS_BN_PATCH=0 is set")
+        return
     install()
     print("keras_bn_patch: installed; build (or rebuild) your models now. %unload_ext keras_bn_patch removes it.")
 
@@ -54,5 +85,5 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
                        method=method, tolerance=tolerance)
 
 
-if os.environ.get("KERAS_BN_PATCH", "1").strip().lower() not in ("0", "false", "no", "off"):
+if not _switch.environment_disables():
     install()

@@ -79,6 +79,10 @@ def main(argv=None):
             except ImportError:
                 pass
         report = keras_bn_patch.status()
+        # This process is the CLI's own, patched by its own import: what reaches the user's
+        # processes is this environment's site switch, or their own import line / launcher.
+        report.pop("processes", None)
+        report["environment"] = _environment()
         if not keras_bn_patch.is_installed():
             why = "KERAS_BN_PATCH=%s is set" % os.environ["KERAS_BN_PATCH"] if os.environ.get("KERAS_BN_PATCH") \
                 else "keras_bn_patch.uninstall() was called"
@@ -87,10 +91,12 @@ def main(argv=None):
         if args.json:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:
+            environment = report.pop("environment")
             for label, entry in sorted(report.items()):
                 print("%-9s %-10s %s" % (label, entry["version"], entry["state"]))
             if not report:
                 print("no Keras flavour found")
+            print("processes: %s" % environment["state"])
         return 0
     if args.command == "diagnose":
         return _diagnose(args)
@@ -103,6 +109,20 @@ def main(argv=None):
     return 0
 
 
+def _environment():
+    """What starts a Python process of this environment patched, as status() words it."""
+    from . import site_switch
+    found = [site_switch.status(user) for user in (False, True)]
+    found = [path for path in found if path]
+    if found:
+        state = "every Python process of this environment starts patched (site switch: %s)" % ", ".join(found)
+    else:
+        state = ("a Python process here is patched by its own `import keras_bn_patch`, `keras-bn-patch run` or "
+                 "`%load_ext keras_bn_patch`, and so are the processes it starts; the site switch is not "
+                 "installed (`keras-bn-patch site install` starts every process patched)")
+    return {"state": state, "site_switch": found}
+
+
 def _site(args):
     from . import site_switch
     if args.action == "install":
@@ -113,6 +133,11 @@ def _site(args):
     else:
         found = site_switch.status(args.user)
         print("installed: %s" % found if found else "not installed (%s does not exist)" % site_switch.path(args.user))
+        try:
+            import keras_bn_patch_startup
+            print("start-up module: %s" % keras_bn_patch_startup.__file__)
+        except ImportError as error:  # the .pth line would find nothing
+            print("start-up module: missing (%s): the switch cannot start processes patched" % error)
     return 0
 
 

@@ -4,25 +4,14 @@ without a line of it edited.
 The program runs as ``python SCRIPT ARGS`` would run it: ``sys.argv``, ``__name__ ==
 "__main__"`` (in a real ``__main__`` module, so its classes pickle), ``sys.path[0]``, exit
 status and tracebacks, with the patch installed before its first line.  Python processes it
-starts (subprocess, multiprocessing's spawn, Keras's data workers) start patched too: the
-launcher puts a ``sitecustomize`` on ``PYTHONPATH`` for them, as coverage.py and
-OpenTelemetry's launcher do.  ``KERAS_BN_PATCH=0`` wins everywhere.
+starts (subprocess, multiprocessing's spawn, Keras's data workers, engines' local workers)
+start patched too where their environment has keras-bn-patch, as after the import line
+(``children.py``).  ``KERAS_BN_PATCH=0`` wins everywhere.
 """
 import os
 import runpy
 import sys
 import types
-
-STARTUP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
-
-
-def _patch_children():
-    paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
-    if STARTUP not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([STARTUP] + paths)
-    top = os.path.dirname(os.path.dirname(STARTUP))  # where keras_bn_patch_startup lives too
-    if top not in paths:
-        os.environ["PYTHONPATH"] += os.pathsep + top
 
 
 def _run_script(path, args):
@@ -42,8 +31,7 @@ def _run_script(path, args):
 
 def run(target, args, module=False):
     """Run ``target`` (a script path, or a module name with ``module=True``) patched."""
-    import keras_bn_patch  # noqa: F401  (installs unless KERAS_BN_PATCH=0, which children inherit)
-    _patch_children()
+    import keras_bn_patch  # noqa: F401  (installs, children too, unless KERAS_BN_PATCH=0)
     if module:
         sys.argv = [target] + list(args)
         sys.path[0] = os.getcwd()  # as `python -m` does

@@ -19,9 +19,19 @@ Y = np.eye(2, dtype="float32")[RNG.randint(0, 2, 32)]
 X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other statistics
 
 
+def plain_environment(**extra):
+    """This process's environment without the start-up path that ``import keras_bn_patch`` puts
+    on PYTHONPATH (the tests import it): a child started with it begins as a user's plain one."""
+    from keras_bn_patch.children import STARTUP
+    environment = dict(os.environ, **extra)
+    entries = [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
+    environment["PYTHONPATH"] = os.pathsep.join(entries)
+    return environment
+
+
 def run_python(code, *args, env=None, check=True):
-    """Run ``code`` in a fresh interpreter of this venv: a script path, "-m", or inline source."""
-    environment = dict(os.environ, **(env or {}))
+    """Run ``code`` in a fresh, plain interpreter of this venv: a script path, "-m", or inline source."""
+    environment = plain_environment(**(env or {}))
     is_script = code == "-m" or code.endswith(".py")
     command = [sys.executable] + ([code] if is_script else ["-c", code]) + list(args)
     process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

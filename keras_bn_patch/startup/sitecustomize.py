@@ -1,19 +1,21 @@
-# Put on PYTHONPATH by `keras-bn-patch run`: every Python process the program starts begins
-# patched (keras_bn_patch_startup), then runs the sitecustomize it would have run anyway.
+# On PYTHONPATH in the processes a patched program starts (keras_bn_patch/children.py).  This
+# directory leaves sys.path at once; keras_bn_patch_startup comes from this interpreter's own
+# environment, so a process without keras-bn-patch starts untouched.  Then the sitecustomize
+# the process would have run anyway runs.  Plain syntax: any interpreter may read this file.
 import os
 import sys
 
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _here]
 try:
     import keras_bn_patch_startup  # noqa: F401
 except Exception:
     pass
 
-_here = os.path.dirname(os.path.abspath(__file__))
 try:
     import importlib.machinery
     import importlib.util
-    _path = [entry for entry in sys.path if os.path.abspath(entry or ".") != _here]
-    _spec = importlib.machinery.PathFinder.find_spec("sitecustomize", _path)
+    _spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
     if _spec is not None:
         _module = importlib.util.module_from_spec(_spec)
         sys.modules["sitecustomize"] = _module

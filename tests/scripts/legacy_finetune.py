@@ -38,8 +38,8 @@ def statistics(keras, layer):
             for w in (layer.moving_mean, layer.moving_variance)]
 
 
-def main():
-    flavour = sys.argv[1]
+def finetune(flavour):
+    """The flow in this process: {"gap", "moved", "patch_imported"}."""
     keras, bn_class = keras_and_bn(flavour)
     layers = keras.layers
     inputs = layers.Input((8,))
@@ -57,9 +57,15 @@ def main():
     model.compile(keras.optimizers.SGD(1e-4), "mse")
     model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
     moved = not all(np.array_equal(a, b) for a, b in zip(before, statistics(keras, bn)))
-    result = {"gap": gap, "moved": moved, "patch_imported": "keras_bn_patch" in sys.modules,
-              "main_module": sys.modules["__main__"].__file__ == os.path.abspath(__file__) or
-              sys.modules["__main__"].__file__ == __file__, "name": __name__, "argv": sys.argv[1:]}
+    return {"gap": gap, "moved": moved, "patch_imported": "keras_bn_patch" in sys.modules}
+
+
+def main():
+    flavour = sys.argv[1]
+    result = finetune(flavour)
+    main_file = sys.modules["__main__"].__file__
+    result.update({"main_module": main_file in (os.path.abspath(__file__), __file__), "name": __name__,
+                   "argv": sys.argv[1:]})
     if "--child" in sys.argv:
         child = subprocess.run([sys.executable, os.path.abspath(__file__), flavour], stdout=subprocess.PIPE,
                                universal_newlines=True, check=True)

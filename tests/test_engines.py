@@ -1,0 +1,222 @@
+"""Training in the workers of an engine (tests/scripts/engine_run.py: the legacy fine-tuning flow
+in 2 tasks, from a function in the driver's ``__main__``).  Engines started from the driver
+(multiprocessing's three start methods, concurrent.futures, subprocess, joblib's loky, a local
+Ray instance, Spark ``local[2]``, a Dask ``LocalCluster``) are reached by the import line, the
+launcher and the site switch; clusters started elsewhere by the one line per engine
+(keras_bn_patch.engines).  Every worker: training-mode loss == inference loss at lr 0 and the
+frozen statistics unmoved; the plain trap without the patch.
+
+Runs where engines are installed (conftest.ENGINES; nox installs them in two sessions).
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ENGINES, FLAVOURS
+from helpers import TESTS, plain_environment, run_python, script
+
+ENGINE_RUN = script("engine_run.py")
+STDLIB = ["fork", "spawn", "forkserver", "futures", "subprocess"]
+LOCAL = STDLIB + ENGINES
+FLAVOUR = FLAVOURS[0] if FLAVOURS else None  # Keras 2.3.1's keras, TF 2.15's tf.keras (V1 class)
+
+
+def engine_results(*args, env=None):
+    process = run_python(*args, env=dict(TF_CPP_MIN_LOG_LEVEL="2", **(env or {})), check=False)
+    assert process.returncode == 0, process.stderr[-4000:]
+    found = {}
+    for line in process.stdout.splitlines():
+        if line.startswith('{"engine"'):
+            entry = json.loads(line)
+            found[entry["engine"]] = entry["workers"]
+    return found, process.stderr
+
+
+def held(worker):
+    return worker["patch_imported"] and abs(worker["gap"]) < 1e-5 and not worker["moved"]
+
+
+def trapped(worker):
+    return not worker["patch_imported"] and abs(worker["gap"]) > 0.1
+
+
+def assert_every_worker(found, engines, predicate):
+    assert sorted(found) == sorted(engines), found
+    for engine, workers in found.items():
+        assert len(workers) == (1 if engine == "subprocess" else 2), (engine, workers)
+        assert all(predicate(worker) for worker in workers), (engine, workers)
+
+
+def test_a_plain_driver_trains_every_engine_into_the_trap():
+    found, _ = engine_results(ENGINE_RUN, FLAVOUR, ",".join(LOCAL))
+    assert_every_worker(found, LOCAL, trapped)
+
+
+def test_the_import_line_reaches_every_engine_started_from_the_driver():
+    found, _ = engine_results(ENGINE_RUN, FLAVOUR, ",".join(LOCAL), "--import")
+    assert_every_worker(found, LOCAL, held)
+
+
+def test_the_launcher_reaches_every_engine_started_from_the_program():
+    found, _ = engine_results("-m", "keras_bn_patch", "run", ENGINE_RUN, FLAVOUR, ",".join(LOCAL))
+    assert_every_worker(found, LOCAL, held)
+
+
+def test_the_site_switch_reaches_every_engine():
+    run_python("-m", "keras_bn_patch", "site", "install")
+    try:
+        found, _ = engine_results(ENGINE_RUN, FLAVOUR, ",".join(LOCAL))
+    finally:
+        run_python("-m", "keras_bn_patch", "site", "uninstall")
+    assert_every_worker(found, LOCAL, held)
+
+
+def test_keras_bn_patch_0_wins_in_every_engine():
+    found, _ = engine_results(ENGINE_RUN, FLAVOUR, ",".join(LOCAL), "--import", env={"KERAS_BN_PATCH": "0"})
+    for workers in found.values():
+        for worker in workers:
+            worker["patch_imported"] = False  # imported by the driver's line, installed nowhere: the gap says so
+    assert_every_worker(found, LOCAL, trapped)
+
+
+# ---------------------------------------------------------------- clusters started elsewhere
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, what, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def listening(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Services(object):
+    """Processes of a cluster started as an operator would, not from the driver: a plain
+    environment, logs in files, stopped at the end of the test."""
+
+    def __init__(self, directory):
+        self.directory, self.processes, self.stops = directory, [], []
+
+    def start(self, name, command, env=None):
+        log = open(os.path.join(str(self.directory), name + ".log"), "w")
+        self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=TESTS,
+                                               env=plain_environment(**(env or {})), start_new_session=True))
+        return log.name
+
+    def stop(self):
+        for command in self.stops:
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=plain_environment())
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+
+@pytest.fixture
+def services(tmp_path):
+    started = Services(tmp_path)
+    yield started
+    started.stop()
+
+
+def tool(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def start_ray(services):
+    port = free_port()
+    services.stops.append([tool("ray"), "stop", "--force"])
+    subprocess.run([tool("ray"), "start", "--head", "--port", str(port), "--num-cpus", "2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=plain_environment(),
+                   stdout=subprocess.DEVNULL)
+    return "127.0.0.1:%d" % port
+
+
+def start_spark(services):
+    import pyspark
+    home = os.path.dirname(pyspark.__file__)
+    port = free_port()
+    env = {"SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"}
+    spark_class = os.path.join(home, "bin", "spark-class")
+    services.start("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                              "--port", str(port), "--webui-port", str(free_port())], env)
+    wait_for(lambda: listening(port), "the Spark master")
+    log = services.start("worker", [spark_class, "org.apache.spark.deploy.worker.Worker", "spark://127.0.0.1:%d" % port,
+                                    "--cores", "2", "--memory", "2g", "--host", "127.0.0.1",
+                                    "--webui-port", str(free_port())], env)
+    wait_for(lambda: "Successfully registered with master" in open(log).read(), "the Spark worker")
+    return "spark://127.0.0.1:%d" % port
+
+
+def start_dask(services, env=None, workers=2, port=None):
+    if port is None:
+        port = free_port()
+        services.start("scheduler", [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                     "--port", str(port), "--dashboard-address", ":0"])
+        wait_for(lambda: listening(port), "the Dask scheduler")
+    address = "tcp://127.0.0.1:%d" % port
+    services.start("workers-%d" % len(services.processes), [
+        sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", str(workers), "--nthreads", "1",
+        "--host", "127.0.0.1", "--dashboard-address", ":0", "--local-directory", str(services.directory)], env)
+    return address, port
+
+
+CLUSTERS = {"ray": start_ray, "spark": start_spark, "dask": start_dask}
+
+
+@pytest.mark.parametrize("engine", [name for name in ENGINES if name in CLUSTERS])
+def test_a_cluster_started_elsewhere_takes_the_one_line(engine, services):
+    address = CLUSTERS[engine](services)
+    if engine == "dask":
+        address = address[0]
+        from distributed import Client
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+    found, _ = engine_results(ENGINE_RUN, FLAVOUR, engine, "--import", "--address", address)
+    assert_every_worker(found, [engine], trapped)  # the import line does not reach them: documented
+    found, _ = engine_results(ENGINE_RUN, FLAVOUR, engine, "--import", "--address", address, "--hook")
+    assert_every_worker(found, [engine], held)
+
+
+@pytest.mark.parametrize("engine", [name for name in ENGINES if name == "dask"])
+def test_dask_names_the_workers_that_lack_the_package(engine, services, tmp_path):
+    """A worker whose environment lacks keras-bn-patch: here the package cannot be imported there
+    (a stand-in module that fails as a missing one does)."""
+    lacking = tmp_path / "lacking" / "keras_bn_patch"
+    lacking.mkdir(parents=True)
+    (lacking / "__init__.py").write_text("raise ImportError('No module named keras_bn_patch')\n")
+    address, port = start_dask(services, workers=1)
+    start_dask(services, env={"PYTHONPATH": str(lacking.parent)}, workers=1, port=port)
+    code = ("import warnings, json, keras_bn_patch, keras_bn_patch.engines\n"
+            "from distributed import Client\n"
+            "client = Client(%r); client.wait_for_workers(2, timeout=120)\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    reached = keras_bn_patch.engines.dask(client)\n"
+            "missing = sorted(set(client.scheduler_info()['workers']) - set(reached))\n"
+            "print(json.dumps({'reached': reached, 'missing': missing, 'warnings': [str(w.message) for w in caught],\n"
+            "                  'processes': keras_bn_patch.status()['processes']['reach']}))\n" % address)
+    found = json.loads(run_python(code).stdout.strip().splitlines()[-1])
+    assert len(found["reached"]) == 1 and len(found["missing"]) == 1, found
+    messages = [message for message in found["warnings"] if "Dask worker(s) run without the patch" in message]
+    assert len(messages) == 1 and found["missing"][0] in messages[0], found
+    assert any(line.startswith("Dask: worker plugin") for line in found["processes"]), found
