@@ -125,19 +125,36 @@ def eager_overhead(api, rounds):
     return ratio - 1.0, noise
 
 
-def import_seconds(repeats):
-    """Median wall time of ``import keras_bn_patch`` in fresh interpreters, and its spread."""
-    code = "import time; t = time.perf_counter(); import keras_bn_patch; print(time.perf_counter() - t)"
-    values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
+def fresh_seconds(code, repeats):
+    """Median of what ``code`` prints (a time) in fresh, plain interpreters, and its spread: this
+    process's start-up path is left out of their PYTHONPATH (it would start them patched)."""
+    from keras_bn_patch.children import STARTUP
+    paths = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    values = [float(subprocess.check_output([sys.executable, "-c", code], env=env)) for _ in range(repeats)]
     return float(np.median(values)), spread(values)
+
+
+def import_seconds(repeats):
+    """Wall time of ``import keras_bn_patch``."""
+    return fresh_seconds("import time; t = time.perf_counter(); import keras_bn_patch; "
+                         "print(time.perf_counter() - t)", repeats)
 
 
 def startup_seconds(repeats):
     """What the site switch's .pth line adds to every interpreter start: the import of the
-    start-up finder, in fresh interpreters (median, and its spread)."""
-    code = "import time; t = time.perf_counter(); import keras_bn_patch_startup; print(time.perf_counter() - t)"
-    values = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(repeats)]
-    return float(np.median(values)), spread(values)
+    start-up finder."""
+    return fresh_seconds("import time; t = time.perf_counter(); import keras_bn_patch_startup; "
+                         "print(time.perf_counter() - t)", repeats)
+
+
+def startup_children_seconds(repeats):
+    """What the start-up path adds to each process a patched one starts: its ``sitecustomize``
+    (leaves sys.path, imports the start-up finder, looks for the process's own sitecustomize)."""
+    from keras_bn_patch.children import STARTUP
+    return fresh_seconds("import sys, time; sys.modules.pop('sitecustomize', None); sys.path.insert(0, %r)\n"
+                         "t = time.perf_counter(); import sitecustomize; print(time.perf_counter() - t)"
+                         % STARTUP, repeats)
 
 
 def batch():
@@ -184,6 +201,7 @@ def main(argv=None):
         "eager_call_overhead": lambda r: eager_overhead(api, r),
         "import_seconds": import_seconds,
         "startup_pth_seconds": startup_seconds,
+        "startup_children_seconds": startup_children_seconds,
     }
     tools = []  # the ResNet50, built after the step figures: in TF 1 it would share their graph
 

@@ -14,9 +14,9 @@ except Exception:
 
 try:
     import importlib.machinery
-    import importlib.util
     _spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
     if _spec is not None:
+        import importlib.util
         _module = importlib.util.module_from_spec(_spec)
         sys.modules["sitecustomize"] = _module
         _spec.loader.exec_module(_module)
