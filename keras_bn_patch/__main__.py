@@ -13,10 +13,19 @@ from .tools.keras_api import FLAVOURS
 
 
 RUN_USAGE = "usage: keras-bn-patch run SCRIPT [ARGS...]  |  keras-bn-patch run -m MODULE [ARGS...]"
+RUN_HELP = """
+Run a Python script (or a module, with -m) as `python SCRIPT ARGS` would, with the patch
+installed before its first line, and every Python process it starts patched too where that
+process's environment has keras-bn-patch (subprocess, multiprocessing, joblib, a local Ray,
+Spark local[N] or Dask LocalCluster).  Every argument after SCRIPT or MODULE is the program's
+own.  KERAS_BN_PATCH=0 runs it unpatched."""
 
 
 def _run(argv):
     """``run``: parsed by hand, so that every argument after the target is the program's own."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(RUN_USAGE + "\n" + RUN_HELP)
+        return 0
     if argv[:1] == ["-m"] and len(argv) > 1:
         from .launcher import run
         return run(argv[1], argv[2:], module=True)
@@ -31,10 +40,15 @@ def _run(argv):
     return 2
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["run"]:
-        return _run(argv[1:])
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, got %d" % value)
+    return value
+
+
+def build_parser():
+    """The command line's parser (``run``'s arguments are parsed by hand: see ``_run``)."""
     parser = argparse.ArgumentParser(prog="keras-bn-patch")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run a Python script or module patched, and the processes it starts "
@@ -48,7 +62,7 @@ def main(argv=None):
     demo = commands.add_parser("demo", help="fine-tune a frozen BN backbone, unpatched vs patched")
     demo.add_argument("--flavour", choices=FLAVOURS,
                       help="which installed Keras to use (default: what a legacy script would import)")
-    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--epochs", type=_at_least_one, default=5)
     demo.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     diagnose = commands.add_parser("diagnose", help="which BN layers of a saved model make predict() "
                                    "differ from fit(), on the given data")
@@ -63,6 +77,18 @@ def main(argv=None):
                           help="exit 1 also for frozen layers that plain Keras would fine-tune on batch "
                                "statistics (by default that is advice, exit 0)")
     diagnose.add_argument("--json", action="store_true", help="print the report as JSON")
+    diagnose.add_argument("--trust-code", action="store_true",
+                          help="load the file even if loading would run code from it (a Lambda layer's "
+                               "function, stored as bytecode) or classes your Keras does not define; by default "
+                               "such a file is refused, exit 2, before anything of it runs")
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        return _run(argv[1:])
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -100,8 +126,6 @@ def main(argv=None):
         return 0
     if args.command == "diagnose":
         return _diagnose(args)
-    if args.epochs < 1:
-        demo.error("--epochs must be at least 1, got %d" % args.epochs)
     from . import demo as _demo
     result = _demo.run(args.flavour, epochs=args.epochs)
     if args.json:
@@ -163,16 +187,31 @@ def _load_data(path):
     return data
 
 
-def _load_model(path, flavour):
-    from .tools import keras_api
+def _load_model(path, flavour, trust_code=False):
+    from .tools import keras_api, model_file
     if not os.path.exists(path):
         raise ValueError("no model file %s" % path)
     try:
         api = keras_api.load(flavour)
     except ImportError as error:
         raise ImportError("--flavour %s: %s" % (flavour, error) if flavour else str(error))
+    options = {"compile": False}
+    if trust_code:
+        if api.name == "keras3":
+            options["safe_mode"] = False
+    else:
+        try:
+            untrusted = model_file.untrusted_layers(path, api)
+        except Exception as error:
+            raise ValueError("%s %s cannot load a model from %s: its model config cannot be read without "
+                             "loading it (%s); --trust-code loads it without that check"
+                             % (api.name, api.version, path, error))
+        if untrusted:
+            raise ValueError("refused to load %s: loading it would run code from the file or from outside %s %s: "
+                             "%s. Pass --trust-code only if you trust the file and its author"
+                             % (path, api.name, api.version, "; ".join(untrusted)))
     try:
-        return api.keras.models.load_model(path, compile=False)
+        return api.keras.models.load_model(path, **options)
     except Exception as error:
         message = str(error).strip().splitlines()
         raise ValueError("%s %s cannot load a model from %s: %s" % (
@@ -183,7 +222,7 @@ def _diagnose(args):
     import keras_bn_patch
     try:
         data = _load_data(args.data)
-        model = _load_model(args.model_file, args.flavour)
+        model = _load_model(args.model_file, args.flavour, args.trust_code)
         with keras_bn_patch.disabled():  # as plain Keras runs it: a saved file does not know the patch
             report = keras_bn_patch.diagnose(model, data, batch_size=args.batch_size,
                                              fine_tuned_unpatched=args.fine_tuned_unpatched)

@@ -1,0 +1,143 @@
+"""What a saved model file declares, read without loading it: no layer is built and none of
+the file's code runs.  Loading can run code from the file: Keras 2 and tf.keras store a
+``Lambda`` layer's function as marshalled bytecode and call it while they rebuild the model
+(the class of CVE-2024-3660; Keras 3 refuses such files unless ``safe_mode=False``), and a
+class the installed Keras does not define is either someone's code or a module Keras 3 would
+import by the name the file gives.  The CLI loads a file only when this finds neither, or
+when it is told to trust the file (``--trust-code``).
+
+Read: an h5 file's ``model_config``, a ``.keras`` archive's ``config.json``, a SavedModel's
+``keras_metadata.pb`` (TF >= 2.5) or the metadata in its ``saved_model.pb`` (TF 2.0-2.4).
+"""
+import json
+import os
+import zipfile
+
+# Deserialised by name from TensorFlow's API (no code in the file): TF 2's functional models
+# save the TensorFlow operations applied to Keras tensors so.
+_RUNS_NO_FILE_CODE = ("TFOpLambda", "SlicingOpLambda")
+
+
+def untrusted_layers(path, api):
+    """["<why>: layer '<name>'", ...] for every layer of the file at ``path`` whose loading would
+    run code from the file or from outside ``api``'s Keras; [] when there is none."""
+    known = _own_layer_classes(api)
+    found = []
+    for config in _configs(path):
+        for class_name, name, module in _layers(config):
+            if class_name == "Lambda":
+                found.append("Lambda layer %r (Keras rebuilds its function from bytecode stored in the file "
+                             "and calls it)" % name)
+            elif class_name not in known and class_name not in _RUNS_NO_FILE_CODE:
+                found.append("layer %r of class %r, which %s %s does not define" % (name, class_name, api.name,
+                                                                                  api.version))
+            elif module is not None and module.split(".")[0] != "keras":
+                found.append("layer %r of class %r from module %r, which loading would import"
+                             % (name, class_name, module))
+    return sorted(set(found))
+
+
+def _own_layer_classes(api):
+    """The names of the layer and model classes the flavour's own packages define."""
+    packages = ("keras", "tensorflow", "tensorflow_core", "tf_keras")
+    names, pending = set(), [api.keras.layers.Layer]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__.split(".")[0] in packages and cls.__name__ not in names:
+            names.add(cls.__name__)
+        pending.extend(sub for sub in cls.__subclasses__() if sub.__name__ not in names)
+    return names
+
+
+def _layers(node, found=None):
+    """[(class_name, name, module or None)] of the model and every layer nested in a config."""
+    found = [] if found is None else found
+    if isinstance(node, dict):
+        config = node.get("config")
+        is_layer = "class_name" in node and (
+            isinstance(config, list)  # Keras 2.0-2.2.2's Sequential: a list of layers
+            or isinstance(config, dict) and ("trainable" in config or "layers" in config))
+        if is_layer:
+            name = config.get("name") if isinstance(config, dict) else node.get("name")
+            found.append((node["class_name"], name, node.get("module")))
+        for value in node.values():
+            _layers(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _layers(item, found)
+    return found
+
+
+def _configs(path):
+    if os.path.isdir(path):
+        return _saved_model_configs(path)
+    if zipfile.is_zipfile(path):  # Keras 3's .keras archive
+        with zipfile.ZipFile(path) as archive:
+            return [json.loads(archive.read("config.json").decode("utf-8"))]
+    import h5py
+    with h5py.File(path, "r") as handle:
+        config = handle.attrs.get("model_config")
+    if config is None:
+        raise ValueError("%s holds no model config (a weights-only file?)" % path)
+    return [json.loads(config.decode("utf-8") if isinstance(config, bytes) else config)]
+
+
+def _saved_model_configs(path):
+    metadata = os.path.join(path, "keras_metadata.pb")
+    if os.path.exists(metadata):
+        with open(metadata, "rb") as handle:
+            strings = _metadata_strings(handle.read())
+    else:
+        from tensorflow.core.protobuf import saved_model_pb2
+        saved = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+            saved.ParseFromString(handle.read())
+        strings = [node.user_object.metadata for graph in saved.meta_graphs for node in graph.object_graph_def.nodes
+                   if node.HasField("user_object")]
+    configs = []
+    for text in strings:
+        try:
+            configs.append(json.loads(text))
+        except ValueError:  # not every string field of a node is JSON
+            pass
+    if not configs:
+        raise ValueError("%s holds no Keras metadata: not a Keras SavedModel" % path)
+    return configs
+
+
+def _metadata_strings(data):
+    """The string fields of each node of ``keras_metadata.pb`` (a ``SavedMetadata`` message:
+    repeated nodes, field 1), read from protobuf's wire format."""
+    return [value.decode("utf-8", "replace") for node in _fields(data) if node[0] == 1
+            for field, value in _fields(node[1]) if isinstance(value, bytes)]
+
+
+def _fields(data):
+    """[(field number, bytes or int)] of one protobuf message."""
+    found, position = [], 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        field, kind = key >> 3, key & 7
+        if kind == 0:
+            value, position = _varint(data, position)
+        elif kind == 2:
+            size, position = _varint(data, position)
+            value, position = data[position:position + size], position + size
+        elif kind in (1, 5):
+            size = 8 if kind == 1 else 4
+            value, position = data[position:position + size], position + size
+        else:
+            raise ValueError("keras_metadata.pb: unknown protobuf wire type %d" % kind)
+        found.append((field, value))
+    return found
+
+
+def _varint(data, position):
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
