@@ -1,0 +1,58 @@
+"""Release files: the sdist and the wheel that ``python -m build`` makes from this checkout, checked
+by ``twine check`` (which also renders README.rst as the package's long description).  The sdist
+holds the whole project (tests, docs, license); the wheel only the package and its start-up
+module.  Runs in the nox session ``package`` (it needs ``build`` and ``twine``)."""
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("dist"))
+    subprocess.run([sys.executable, "-m", "build", "--outdir", out, ROOT], check=True, stdout=subprocess.DEVNULL)
+    found = sorted(os.path.join(out, name) for name in os.listdir(out))
+    assert [os.path.basename(path).split("-")[0] for path in found] == ["keras_bn_patch"] * 2, found
+    return found
+
+
+def version():
+    with open(os.path.join(ROOT, "keras_bn_patch", "__init__.py")) as handle:
+        return next(line.split('"')[1] for line in handle if line.startswith("__version__"))
+
+
+def test_twine_accepts_both_and_renders_the_readme(dists):
+    process = subprocess.run([sys.executable, "-m", "twine", "check", "--strict"] + dists,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert process.returncode == 0 and process.stdout.count("PASSED") == 2, process.stdout
+
+
+def test_the_sdist_holds_the_project(dists):
+    sdist, = [path for path in dists if path.endswith(".tar.gz")]
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for needed in ("LICENSE", "CHANGELOG.rst", "README.rst", "pyproject.toml", "setup.cfg", "setup.py",
+                   "noxfile.py", "tests/conftest.py", "tests/test_contract.py", "tests/scripts/engine_run.py",
+                   "docs/conf.py", "docs/index.rst", "keras_bn_patch_startup.py",
+                   "keras_bn_patch/startup/sitecustomize.py"):
+        assert needed in names, needed
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_the_wheel_holds_only_the_package_and_its_start_up_module(dists):
+    wheel, = [path for path in dists if path.endswith(".whl")]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read("keras_bn_patch-%s.dist-info/METADATA" % version()).decode("utf-8")
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"keras_bn_patch", "keras_bn_patch_startup.py", "keras_bn_patch-%s.dist-info" % version()}, tops
+    assert "keras_bn_patch/startup/sitecustomize.py" in names and "keras_bn_patch/engines.py" in names
+    assert any(name.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in name for name in names), names
+    assert "Requires-Python: >=3.6" in metadata and "License :: OSI Approved :: MIT License" in metadata
+    assert "Provides-Extra: tf1" in metadata and "Requires-Dist: wrapt>=1.10" in metadata
