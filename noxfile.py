@@ -45,6 +45,10 @@ TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
 # are reached): the machinery sessions.
 MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py",
                    "tests/test_children.py"]
+# The release files (the nox session `package`): they need `build` and `twine`, and no Keras.
+PACKAGE_TESTS = ["tests/test_package.py"]
+PACKAGE_DEPS = ["build", "twine", "pytest"]
+DOCS_DEPS = ["sphinx"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
 # Horovod (tests/test_horovod.py), built from source against the session's TensorFlow with Open MPI
@@ -78,12 +82,12 @@ WHEEL_EXTRAS = {"keras2-tf1": ("3.7", "keras"), "tf1": ("3.7", "tf.keras"), "tf2
 QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
 # `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
-TEST_SESSIONS = MATRIX + ["machinery"] + ["wheel-" + extra for extra in WHEEL_EXTRAS]
+TEST_SESSIONS = MATRIX + ["machinery", "docs", "package"] + ["wheel-" + extra for extra in WHEEL_EXTRAS]
 # KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
 # halves at once (one per core), then the quick benchmarks alone; the halves are balanced
 # by the sessions' measured times (install + tests, about 20 minutes each).
 SHARD_2 = {"keras216", "keras224-theano", "tfkeras112", "tfkeras21", "tfkeras24", "keras215", "tfkeras221-legacy",
-           "keras3", "machinery"}
+           "keras3", "machinery", "package"}
 _shard = os.environ.get("KBP_SHARD")
 if _shard not in (None, "1", "2"):
     raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
@@ -166,7 +170,7 @@ def _flavour_session(name, python):
             if name in HOROVOD:
                 _install_horovod(session, HOROVOD[name])
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        *["--ignore=" + path for path in MACHINERY_TESTS], *session.posargs,
+                        *["--ignore=" + path for path in MACHINERY_TESTS + PACKAGE_TESTS], *session.posargs,
                         env=_test_env(name))
         finally:
             _delete_venv(session)
@@ -178,8 +182,8 @@ for _name in MATRIX:
     globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, FLAVOURS[_name][0])
 
 # `nox -t compat`: one session per release between and around the matrix's, each running the
-# contract's fast subset and writing compat/results/<session>.json, from which README's
-# supported-versions table is generated (`nox -s readme`).  CI runs one of them per run.
+# contract's fast subset and writing compat/results/<session>.json, from which the docs'
+# supported-versions table is generated.  CI runs one of them per run.
 COMPAT_TESTS = ["tests/test_contract.py", "tests/test_saving.py", "tests/test_support_state.py"]
 COMPAT_SUBSET = ("after_build or inside_a_new_model or gan_pattern or toggle_reaches or still_learns or "
                  "status_names or saved_with_the_patch or unsupported")
@@ -310,22 +314,52 @@ for _extra, (_python, _label) in WHEEL_EXTRAS.items():
 @nox.session(python="3.6")
 def demo(session):
     """The README's first command: the trap and the fix on the classic legacy stack (Keras 2.2.4, TF 1.13)."""
-    _install_flavour(session, "keras224")
-    session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=_run_env("keras224"))
+    try:
+        _install_flavour(session, "keras224")
+        session.run("python", "-m", "keras_bn_patch", "demo", *session.posargs, env=_run_env("keras224"))
+    finally:
+        _delete_venv(session)
 
 
 @nox.session(python=["3.6", "3.13"])
 def machinery(session):
     """The patch machinery on fake Keras modules: no TensorFlow, seconds per Python."""
-    if session.python == "3.6":
-        session.install("pip==21.3.1")
-    session.install(*TEST_DEPS)
-    session.install("-e", ".")
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
-                *session.posargs, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
+    try:
+        if session.python == "3.6":
+            session.install("pip==21.3.1")
+        session.install(*TEST_DEPS)
+        session.install("-e", ".")
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
+                    *session.posargs, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
+    finally:
+        _delete_venv(session)
 
 
 @nox.session(python="3.11")
-def readme(session):
-    """Regenerate README's supported-versions table from the support table and compat/results."""
-    session.run("python", "compat/readme.py")
+def docs(session):
+    """The documentation (docs/, Sphinx), warnings as errors, into docs/_build/html."""
+    try:
+        session.install(*DOCS_DEPS)
+        session.install("-e", ".")  # the API reference imports the package (it imports no Keras)
+        session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q", "docs", "docs/_build/html")
+    finally:
+        _delete_venv(session)
+
+
+@nox.session(python="3.11")
+def package(session):
+    """The sdist and the wheel, built and checked (tests/test_package.py), then deleted."""
+    try:
+        session.install(*PACKAGE_DEPS)
+        session.install("-e", ".")
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *PACKAGE_TESTS,
+                    env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
+    finally:
+        _delete_venv(session)
+
+
+@nox.session(name="support-table", python="3.11")
+def support_table(session):
+    """Regenerate README's supported-versions summary from the support table (the docs' full
+    table is rendered from it and compat/results whenever they are built)."""
+    session.run("python", "compat/support_table.py")

@@ -1,11 +1,12 @@
-"""README's supported-versions table, generated from the support table and the compat sweep.
+"""The supported-versions tables, generated from the support table and the compat sweep.
 
-usage: python compat/readme.py [--check]
+usage: python compat/support_table.py [--check]
 
-Rows: every stack of keras_bn_patch/core/support.py (pins, Python), with the state the
-last compat sweep measured for it (compat/results/<session>.json) or, for the stacks of
-the CI matrix, that every CI run tests them.  Rewrites the block between the markers in
-README.rst; --check only says whether it is up to date (exit 1 if not).
+``table()``: every stack of keras_bn_patch/core/support.py (pins, Python), with the state the
+last compat sweep measured for it (compat/results/<session>.json) or, for the stacks of the CI
+matrix, that every CI run tests them; the docs' reference page renders it when they are built.
+``summary()``: a row per flavour, for README's block between the markers, which this script
+rewrites; --check only says whether it is up to date (exit 1 if not).
 """
 import glob
 import importlib.util
@@ -54,20 +55,35 @@ def table():
         env = " ".join("``%s=%s``" % item for item in sorted(stack.env.items()))
         rows.append((stack.shows, stack.python, " ".join(stack.requirements) + (" " + env if env else ""),
                      state(stack, measured.get(stack.session))))
-    headers = ("Keras", "Python", "pins (pip)", "tested")
+    lines = _grid(("Keras", "Python", "pins (pip)", "tested"), rows)
+    lines += ["", "Not supported:", ""]
+    lines += ["- %s: %s." % (what, why) for what, why in table_support.UNSUPPORTED]
+    return "\n".join(lines) + "\n"
+
+
+def _grid(headers, rows):
     widths = [max(len(row[column]) for row in rows + [headers]) for column in range(len(headers))]
     rule = "  ".join("=" * width for width in widths)
     lines = [rule, "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), rule]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines += [rule, "", "Not supported:", ""]
-    lines += ["- %s: %s." % (what, why) for what, why in table_support.UNSUPPORTED]
+    return lines + [rule]
+
+
+def summary():
+    table_support = support()
+    rows = []
+    for flavour in table_support.FLAVOURS:
+        stacks = [stack for stack in table_support.STACKS if flavour.name in stack.flavours.split(",")]
+        every = sum(stack.role == "matrix" for stack in stacks)
+        rows.append(("``%s``" % flavour.name, flavour.what, "%d (%d in every CI run)" % (len(stacks), every)))
+    lines = _grid(("status() name", "what", "stacks tested"), rows)
     return "\n".join(lines) + "\n"
 
 
 def rendered(text):
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    return head + START + "\n" + table() + "\n" + END + tail
+    return head + START + "\n" + summary() + "\n" + END + tail
 
 
 def main(argv):
@@ -75,7 +91,7 @@ def main(argv):
         text = handle.read()
     new = rendered(text)
     if "--check" in argv:
-        print("README's supported-versions table is %s" % ("up to date" if new == text else "out of date"))
+        print("README's supported-versions summary is %s" % ("up to date" if new == text else "out of date"))
         return 0 if new == text else 1
     with open(README, "w") as handle:
         handle.write(new)
