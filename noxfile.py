@@ -324,36 +324,31 @@ def demo(session):
 @nox.session(python=["3.6", "3.13"])
 def machinery(session):
     """The patch machinery on fake Keras modules: no TensorFlow, seconds per Python."""
-    try:
-        if session.python == "3.6":
-            session.install("pip==21.3.1")
-        session.install(*TEST_DEPS)
-        session.install("-e", ".")
-        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
-                    *session.posargs, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
-    finally:
-        _delete_venv(session)
+    _without_keras(session, TEST_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS, *session.posargs)
 
 
 @nox.session(python="3.11")
 def docs(session):
-    """The documentation (docs/, Sphinx), warnings as errors, into docs/_build/html."""
-    try:
-        session.install(*DOCS_DEPS)
-        session.install("-e", ".")  # the API reference imports the package (it imports no Keras)
-        session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q", "docs", "docs/_build/html")
-    finally:
-        _delete_venv(session)
+    """The documentation (docs/, Sphinx), warnings as errors, into docs/_build/html; its API
+    reference imports the package (which imports no Keras)."""
+    _without_keras(session, DOCS_DEPS, "sphinx", "-W", "--keep-going", "-b", "html", "-q", "docs", "docs/_build/html")
 
 
 @nox.session(python="3.11")
 def package(session):
     """The sdist and the wheel, built and checked (tests/test_package.py), then deleted."""
+    _without_keras(session, PACKAGE_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *PACKAGE_TESTS)
+
+
+def _without_keras(session, requirements, module, *args):
+    """``python -m module args`` with the package and ``requirements``, and no Keras: the tests
+    there test no flavour and no engine."""
     try:
-        session.install(*PACKAGE_DEPS)
+        if session.python == "3.6":
+            session.install("pip==21.3.1")
+        session.install(*requirements)
         session.install("-e", ".")
-        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *PACKAGE_TESTS,
-                    env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
+        session.run("python", "-m", module, *args, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
     finally:
         _delete_venv(session)
 
