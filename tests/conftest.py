@@ -29,7 +29,7 @@ def expected_flavours():
 FLAVOURS = expected_flavours()
 
 # Engines whose workers tests/test_engines.py trains in (module names: how each imports).
-ENGINE_MODULES = {"loky": "joblib", "ray": "ray", "spark": "pyspark", "dask": "distributed"}
+ENGINE_MODULES = {"loky": "joblib", "sklearn": "sklearn", "ray": "ray", "spark": "pyspark", "dask": "distributed"}
 
 
 def expected_engines():

@@ -29,6 +29,28 @@ def train(flavour):
     return found
 
 
+class FineTune(object):
+    """A scikit-learn estimator whose fit() is the flow, as a user wraps a Keras model for
+    GridSearchCV or cross_validate with n_jobs (a class in __main__: it travels by value)."""
+
+    def __init__(self, flavour=None):
+        self.flavour = flavour
+
+    def get_params(self, deep=True):
+        return {"flavour": self.flavour}
+
+    def set_params(self, **params):
+        self.flavour = params.get("flavour", self.flavour)
+        return self
+
+    def fit(self, x, y):
+        self.found_ = train(self.flavour)
+        return self
+
+    def score(self, x, y):
+        return -abs(self.found_["gap"])
+
+
 def option(name):
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
 
@@ -55,6 +77,14 @@ def subprocess_child(flavour):
 def loky(flavour):
     from joblib import Parallel, delayed
     return Parallel(n_jobs=TASKS, backend="loky")(delayed(train)(flavour) for _ in range(TASKS))
+
+
+def sklearn(flavour):
+    from sklearn.model_selection import cross_validate
+    import numpy as np
+    folds = cross_validate(FineTune(flavour), np.zeros((TASKS * 2, 1)), np.zeros(TASKS * 2), cv=TASKS,
+                           n_jobs=TASKS, return_estimator=True)
+    return [estimator.found_ for estimator in folds["estimator"]]
 
 
 def ray(flavour):
@@ -108,8 +138,8 @@ def dask(flavour):
 ENGINES = {"fork": lambda flavour: multiprocessing_pool("fork", flavour),
            "spawn": lambda flavour: multiprocessing_pool("spawn", flavour),
            "forkserver": lambda flavour: multiprocessing_pool("forkserver", flavour),
-           "futures": futures, "subprocess": subprocess_child, "loky": loky, "ray": ray, "spark": spark,
-           "dask": dask}
+           "futures": futures, "subprocess": subprocess_child, "loky": loky, "sklearn": sklearn, "ray": ray,
+           "spark": spark, "dask": dask}
 
 
 if __name__ == "__main__":
