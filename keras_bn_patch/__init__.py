@@ -5,7 +5,7 @@ layer whose ``trainable`` is False, or that sits inside a model that is not
 trainable, normalizes with its moving statistics in training too, and never
 updates them.  Nothing else changes.
 """
-from . import children as _children
+from . import children as _children, engines as _engines
 from .core import install as _install
 from .core import switch as _switch
 from .core.install import is_installed
@@ -21,6 +21,7 @@ def install():
     processes it starts (where their environment has keras-bn-patch).  A second call does nothing."""
     _install.install()
     _children.reach()
+    _engines.watch()
 
 
 def uninstall():

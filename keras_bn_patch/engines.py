@@ -10,10 +10,22 @@ image) covers every engine at once.
   a worker without the package cannot start its Python daemon, and the job fails saying so.
 - Dask (``dask worker``): ``keras_bn_patch.engines.dask(client)``; workers without the package
   are named in one warning and keep running plain.
+
+Never silent: while the patch is installed, a driver that connects to a Ray cluster or starts a
+Spark application on a cluster that were started elsewhere, without that line, gets one
+``RuntimeWarning`` naming the line (``watch``: post-import hooks on ``ray`` and
+``pyspark.context``, which only look at the call's arguments after it returned and never make it
+fail).  A Dask client cannot be judged when it connects (the line comes after it): there the
+line is documented.
 """
+import os
+import sys
 import warnings
 
+import wrapt
+
 from . import children
+from .core import install as _install, log, patching, switch
 
 SPARK_DAEMON = "keras_bn_patch.spark_daemon"
 DASK_PLUGIN_NAME = "keras-bn-patch"
@@ -22,6 +34,86 @@ DASK_PLUGIN_NAME = "keras-bn-patch"
 def ray_worker_setup():
     """Ray's ``worker_process_setup_hook``: Ray loads it by reference in each worker, which imports
     this package and so installs the patch there (unless ``KERAS_BN_PATCH=0``)."""
+
+
+_warned = set()  # engines warned about in this process (once each)
+
+
+def _warn_once(engine, message):
+    if engine not in _warned:
+        _warned.add(engine)
+        log.logger().warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _watching():
+    return _install.is_installed() and not switch.environment_disables()
+
+
+def _after_ray_init(wrapped, instance, args, kwargs):
+    try:  # read before the call: Ray replaces the hook in the caller's dict by its exported name
+        hook = (kwargs.get("runtime_env") or {}).get("worker_process_setup_hook")
+    except Exception:
+        hook = None
+    result = wrapped(*args, **kwargs)
+    try:
+        address = (args[0] if args else kwargs.get("address")) or os.environ.get("RAY_ADDRESS")
+        if _watching() and address and address != "local" and hook is not ray_worker_setup:
+            _warn_once("ray", "keras_bn_patch: the Ray cluster at %s was started elsewhere: its workers do not "
+                       "start patched, and frozen BN layers trained there use batch statistics. Fix: ray.init(..., "
+                       "runtime_env={'worker_process_setup_hook': keras_bn_patch.engines.ray_worker_setup}) with "
+                       "keras-bn-patch installed in the workers' environment" % address)
+    except Exception:  # a check of ours must never fail the user's call
+        log.logger().debug("keras_bn_patch: could not check ray.init's arguments", exc_info=True)
+    return result
+
+
+def _after_spark_context_init(wrapped, context, args, kwargs):
+    result = wrapped(*args, **kwargs)
+    try:
+        master = str(context.master)
+        daemon = context.getConf().get("spark.python.daemon.module")
+        if _watching() and not master.startswith("local") and daemon != SPARK_DAEMON:
+            _warn_once("spark", "keras_bn_patch: Spark's workers at %s were started elsewhere: their Python workers "
+                       "do not start patched, and frozen BN layers trained there use batch statistics. Fix: "
+                       "spark.python.daemon.module=%s (SparkSession.builder.config(...)) with keras-bn-patch "
+                       "installed in the workers' environment" % (master, SPARK_DAEMON))
+    except Exception:  # a check of ours must never fail the user's call
+        log.logger().debug("keras_bn_patch: could not check the SparkContext", exc_info=True)
+    return result
+
+
+def _watch_ray(module):
+    patching.patch(module, "init", _after_ray_init)
+
+
+def _watch_spark(module):
+    patching.patch(module.SparkContext, "__init__", _after_spark_context_init)
+
+
+_WATCHED = (("ray", _watch_ray), ("pyspark.context", _watch_spark))
+_registered = []
+
+
+def watch():
+    """Watch, from now on, for clusters started elsewhere (see the module's docstring); the hooks
+    fire at once for modules already imported.  A hook that fails is logged, never raised."""
+    def guarded(function):
+        def hook(module):
+            if not _install.is_installed():
+                return
+            try:
+                function(module)
+            except Exception:
+                log.logger().warning("keras_bn_patch: could not watch %s", module.__name__, exc_info=True)
+        return hook
+
+    for name, function in _WATCHED:
+        if name not in _registered:
+            _registered.append(name)
+            wrapt.register_post_import_hook(guarded(function), name)
+        elif name in sys.modules:  # installed again after uninstall(), which put the originals back
+            guarded(function)(sys.modules[name])
 
 
 def dask(client):
