@@ -1,8 +1,8 @@
 """``ContextVar``: the standard one on Python >= 3.7 (per thread and per asyncio task).
 
 Python 3.6 has no ``contextvars``, and its asyncio would not carry a context per
-task anyway; the PyPI backport alone costs about 16 ms of import time there, a
-third of the package's budget.  So on 3.6 a per-thread stand-in with the same
+task anyway; the PyPI backport's import alone would take a large share of the package's
+import-time budget there.  So on 3.6 a per-thread stand-in with the same
 ``get``/``set``/``reset`` serves.
 """
 import sys

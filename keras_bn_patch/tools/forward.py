@@ -257,7 +257,8 @@ class Forward(object):
             if not any(graph is other for other in graphs):  # tensors' == is not identity everywhere
                 graphs.append(graph)
             if measure and not moments:  # every layer's at once, shared by every function of this graph:
-                # in TF 1, each addition to a graph costs a fifth of a second in a ResNet's session
+                # in TF 1, each addition to a graph makes the session extend its executor, at a cost
+                # that grows with the graph
                 moments.update((id(tensor), self._ops.moments(layer, tensor))
                                for layer, tensors in inputs.items() for tensor in tensors)
             structure = []
@@ -273,7 +274,7 @@ class Forward(object):
         feeds += [] if isinstance(phase, int) else [phase]
         if _on_tensorflow(self._api):
             # The session itself: a backend function adds ops to the graph, and each addition
-            # costs a fifth of a second in a ResNet's TF 1 session (one function per layer).
+            # makes a TF 1 session extend its executor (one function per layer would, each time).
             session = K.get_session()
 
             def function(values):
@@ -301,8 +302,8 @@ class Forward(object):
                 fetches.extend(self._ops.moments(layer, inputs))
 
         # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
-        # no tensor-dependent Python, and converting them took 1.2 s of a ResNet50's 1.6 s
-        # trace (TF 2.15); the model's other layers are converted as predict() would.
+        # no tensor-dependent Python, so converting them would only add to the trace's time
+        # (most of it, on ResNet50); the model's other layers are converted as predict() would.
         with _shadowed(self.bn_layers, record, self._replace(normalise),
                        tf.autograph.experimental.do_not_convert):
             found = _listed(self._model(_as_input(batch), training=False))

@@ -90,8 +90,8 @@ def get_value(api, variable):
 
 
 def get_values(api, variables):
-    """The variables' values, in one session run in graph mode (a run per variable costs a
-    quarter of a second in a ResNet's graph)."""
+    """The variables' values, in one session run in graph mode (a run per variable would build
+    an executor per variable)."""
     if api.name == "keras3":
         return [variable.numpy() for variable in variables]
     return api.keras.backend.batch_get_value(list(variables))

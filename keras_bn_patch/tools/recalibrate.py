@@ -42,9 +42,9 @@ DEFAULT_TOLERANCE = 1e-4
 # errors grow from layer to layer (a deep net on small batches), passes settle about one layer
 # each, so more of them would cost more than finishing layer by layer.
 INFERENCE_PASSES = 3
-# Without a batch_size, batches as large as this memory holds (see _samples_in_memory).  On
-# ResNet50 at 64x64 (largest activation 65536 values a sample) a batch of 512 raised the
-# process's peak memory by 0.74 GB in Keras 2.2.4 and 0.62 GB in TF 2.15: 8 copies is an upper bound.
+# Without a batch_size, batches as large as this memory holds (see _samples_in_memory): a forward
+# pass keeps a few copies of the model's largest activation alive at its peak, and PEAK_COPIES
+# is an upper bound of them (docs/howto/repair.rst gives the peak memory measured).
 BATCH_MEMORY = 1 << 30  # bytes
 PEAK_COPIES = 8
 
@@ -163,7 +163,7 @@ def _samples_in_memory(forward):
 class _Statistics(object):
     """The chosen layers' moving statistics.  ``set({layer: Moments})`` writes every chosen
     layer's, changed or not, in one run: in a TF 1 graph, a run that feeds another set of
-    variables costs a new executor (a fifth of a second in a ResNet's graph)."""
+    variables builds a new executor, which costs more than the run itself in a large graph."""
 
     def __init__(self, api, old):
         self._api = api

@@ -2,8 +2,8 @@
 
 Every entry point writes all flags of its model's view into the session that runs it (the
 session may be new, per thread, or re-initialised: no cache can know).  Keras's
-``batch_set_value`` builds a feed dict and goes through ``Session.run``'s general path,
-about 5 ms per call: 15% of a small convolutional step.  So each variable's assign op is made
+``batch_set_value`` builds a feed dict and goes through ``Session.run``'s general path, a
+large share of a small convolutional step (benchmarks/speed.py).  So each variable's assign op is made
 once (as Keras's ``_assign_placeholder`` / ``_assign_op``), and they run through a callable made
 once per session and set of flags.
 """
