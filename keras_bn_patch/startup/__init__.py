@@ -1,1 +1,2 @@
-"""Holds the sitecustomize that `keras-bn-patch run` puts on PYTHONPATH for child processes."""
+"""Holds the sitecustomize that a patched process puts first on PYTHONPATH for the processes it
+starts (``keras_bn_patch/children.py``)."""
