@@ -62,7 +62,8 @@ def _after_ray_init(wrapped, instance, args, kwargs):
             _warn_once("ray", "keras_bn_patch: the Ray cluster at %s was started elsewhere: its workers do not "
                        "start patched, and frozen BN layers trained there use batch statistics. Fix: ray.init(..., "
                        "runtime_env={'worker_process_setup_hook': keras_bn_patch.engines.ray_worker_setup}) with "
-                       "keras-bn-patch installed in the workers' environment" % address)
+                       "keras-bn-patch installed in the workers' environment (or, there, `keras-bn-patch site "
+                       "install` before the cluster starts)" % address)
     except Exception:  # a check of ours must never fail the user's call
         log.logger().debug("keras_bn_patch: could not check ray.init's arguments", exc_info=True)
     return result
@@ -77,7 +78,8 @@ def _after_spark_context_init(wrapped, context, args, kwargs):
             _warn_once("spark", "keras_bn_patch: Spark's workers at %s were started elsewhere: their Python workers "
                        "do not start patched, and frozen BN layers trained there use batch statistics. Fix: "
                        "spark.python.daemon.module=%s (SparkSession.builder.config(...)) with keras-bn-patch "
-                       "installed in the workers' environment" % (master, SPARK_DAEMON))
+                       "installed in the workers' environment (or, there, `keras-bn-patch site install`)"
+                       % (master, SPARK_DAEMON))
     except Exception:  # a check of ours must never fail the user's call
         log.logger().debug("keras_bn_patch: could not check the SparkContext", exc_info=True)
     return result

@@ -205,6 +205,21 @@ def test_a_cluster_started_elsewhere_takes_the_one_line(engine, services):
     assert STARTED_ELSEWHERE not in stderr
 
 
+@pytest.mark.parametrize("engine", [name for name in ENGINES if name in CLUSTERS])
+def test_the_site_switch_reaches_a_cluster_started_elsewhere(engine, services):
+    """The recipe for images and shared clusters: the switch installed in the workers' environment
+    before the cluster starts; the driver is a plain script, with no line of ours."""
+    run_python("-m", "keras_bn_patch", "site", "install")
+    try:
+        address = CLUSTERS[engine](services)
+        if engine == "dask":
+            address = address[0]
+        found, _ = engine_results(ENGINE_RUN, FLAVOUR, engine, "--address", address)
+    finally:
+        run_python("-m", "keras_bn_patch", "site", "uninstall")
+    assert_every_worker(found, [engine], held)
+
+
 @pytest.mark.parametrize("engine", [name for name in ENGINES if name == "dask"])
 def test_dask_names_the_workers_that_lack_the_package(engine, services, tmp_path):
     """A worker whose environment lacks keras-bn-patch: here the package cannot be imported there
