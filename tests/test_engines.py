@@ -114,7 +114,7 @@ class Services(object):
     environment, logs in files, stopped at the end of the test."""
 
     def __init__(self, directory):
-        self.directory, self.processes, self.stops = directory, [], []
+        self.directory, self.processes = directory, []
 
     def start(self, name, command, env=None):
         log = open(os.path.join(str(self.directory), name + ".log"), "w")
@@ -123,8 +123,6 @@ class Services(object):
         return log.name
 
     def stop(self):
-        for command in self.stops:
-            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=plain_environment())
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, 15)
@@ -147,11 +145,12 @@ def tool(name):
 
 
 def start_ray(services):
+    """A head node in the foreground (--block), in its own process group: stopping it stops this
+    cluster only (``ray stop`` would stop every Ray of the machine, another test session's too)."""
     port = free_port()
-    services.stops.append([tool("ray"), "stop", "--force"])
-    subprocess.run([tool("ray"), "start", "--head", "--port", str(port), "--num-cpus", "2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=plain_environment(),
-                   stdout=subprocess.DEVNULL)
+    services.start("ray-head", [tool("ray"), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+                                "--include-dashboard=false", "--disable-usage-stats"])
+    wait_for(lambda: listening(port), "the Ray head node")
     return "127.0.0.1:%d" % port
 
 

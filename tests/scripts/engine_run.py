@@ -90,7 +90,9 @@ def sklearn(flavour):
 def ray(flavour):
     import ray as ray_
     address = option("--address")
-    options = {"address": address} if address else {"num_cpus": TASKS, "include_dashboard": False}
+    # "local": a new local instance, never a cluster another program started on this machine
+    options = {"address": address} if address else {"address": "local", "num_cpus": TASKS,
+                                                    "include_dashboard": False}
     if "--hook" in sys.argv:
         import keras_bn_patch.engines
         options["runtime_env"] = {"worker_process_setup_hook": keras_bn_patch.engines.ray_worker_setup}
