@@ -37,7 +37,7 @@ def test_the_sdist_holds_the_project(dists):
     sdist, = [path for path in dists if path.endswith(".tar.gz")]
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    for needed in ("LICENSE", "CHANGELOG.rst", "README.rst", "pyproject.toml", "setup.cfg", "setup.py",
+    for needed in ("LICENSE", "CHANGELOG.rst", "README.rst", "setup.cfg", "setup.py",
                    "noxfile.py", "tests/conftest.py", "tests/test_contract.py", "tests/scripts/engine_run.py",
                    "docs/conf.py", "docs/index.rst", "keras_bn_patch_startup.py",
                    "keras_bn_patch/startup/sitecustomize.py"):
