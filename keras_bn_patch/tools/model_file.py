@@ -40,12 +40,15 @@ def untrusted_layers(path, api):
 def _own_layer_classes(api):
     """The names of the layer and model classes the flavour's own packages define."""
     packages = ("keras", "tensorflow", "tensorflow_core", "tf_keras")
-    names, pending = set(), [api.keras.layers.Layer]
-    while pending:
+    names, seen, pending = set(), set(), [api.keras.layers.Layer]
+    while pending:  # every subclass, each once (several classes share a name: V1 and V2 BN)
         cls = pending.pop()
-        if cls.__module__.split(".")[0] in packages and cls.__name__ not in names:
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls.__module__.split(".")[0] in packages:
             names.add(cls.__name__)
-        pending.extend(sub for sub in cls.__subclasses__() if sub.__name__ not in names)
+        pending.extend(cls.__subclasses__())
     return names
 
 
