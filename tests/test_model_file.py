@@ -81,3 +81,22 @@ def test_run_help_prints_its_usage():
     process = run_python("-m", "keras_bn_patch", "run", "--help")
     assert process.returncode == 0 and process.stdout.startswith("usage: keras-bn-patch run SCRIPT")
     assert "KERAS_BN_PATCH=0" in process.stdout and os.path.basename(__file__) not in process.stdout
+
+
+def test_the_flavours_own_classes_are_not_refused(api, tmp_path):
+    """Classes that share a name (the V1 and V2 BatchNormalization) each count with their
+    subclasses: a SyncBatchNormalization (under the V2 class) is the flavour's own."""
+    from keras_bn_patch.tools import model_file
+    layers = api.keras.layers
+    experimental = getattr(layers, "experimental", None)
+    own = [api.bn, layers.Dense] + [cls for cls in (getattr(layers, "SyncBatchNormalization", None),
+                                                     getattr(experimental, "SyncBatchNormalization", None)) if cls]
+    inputs = layers.Input((8,))
+    hidden = inputs
+    for index, cls in enumerate(own):
+        hidden = cls(**({"units": 8} if cls is layers.Dense else {}), name="own_%d" % index)(hidden)
+    model = api.keras.models.Model(inputs, hidden)
+    model.compile(keras_api.sgd(api, 0.0), "mse")
+    path = str(tmp_path / ("model.keras" if api.name == "keras3" else "model.h5"))
+    model.save(path)
+    assert model_file.untrusted_layers(path, api) == []
