@@ -161,14 +161,13 @@ def keras_mobilenet_v2(api, state, input_size=224):
     base = api.keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), weights=None)
     config = base.get_config()
     for layer in config["layers"]:
-        if layer["class_name"] == "BatchNormalization":
+        if "BatchNormalization" in layer["class_name"]:  # BatchNormalizationV1 in TF 1.13
             layer["config"]["epsilon"] = 1e-5
         elif layer["class_name"] == "ZeroPadding2D":
             layer["config"]["padding"] = ((1, 1), (1, 1))
     model = api.keras.models.Model.from_config(config)
     arrays = [array for name, array in state.items() if not name.endswith("num_batches_tracked")]
-    weights = []
-    for layer in model.layers:
+    for layer in model.layers:  # each layer takes its own arrays, whatever order model.weights has
         kind = type(layer).__name__
         count = len(layer.get_weights())
         if not count:
@@ -180,9 +179,8 @@ def keras_mobilenet_v2(api, state, input_size=224):
             taken = [taken[0].transpose(2, 3, 1, 0)] + taken[1:]
         elif kind == "Dense":
             taken = [taken[0].T, taken[1]]
-        weights.extend(taken)  # BatchNormalization: gamma, beta, mean, variance in both
+        layer.set_weights(taken)  # BatchNormalization: gamma, beta, mean, variance in both
     assert not arrays, "%d arrays left over" % len(arrays)
-    model.set_weights(weights)
     return model
 
 
