@@ -128,9 +128,8 @@ def eager_overhead(api, rounds):
 def fresh_seconds(code, repeats):
     """Median of what ``code`` prints (a time) in fresh, plain interpreters, and its spread: this
     process's start-up path is left out of their PYTHONPATH (it would start them patched)."""
-    from keras_bn_patch.children import STARTUP
-    paths = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    from keras_bn_patch.children import without_startup
+    env = without_startup(os.environ)
     values = [float(subprocess.check_output([sys.executable, "-c", code], env=env)) for _ in range(repeats)]
     return float(np.median(values)), spread(values)
 

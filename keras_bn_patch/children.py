@@ -34,13 +34,23 @@ def reach():
         os.environ["PYTHONPATH"] = os.pathsep.join([STARTUP] + entries)
 
 
+def without_startup(environ):
+    """A copy of ``environ`` without the start-up path: a process started with it begins plain."""
+    environment = dict(environ)
+    kept = [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
+    if kept:
+        environment["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        environment.pop("PYTHONPATH", None)
+    return environment
+
+
 def withdraw():
     """Start them plain again (``uninstall()``)."""
-    entries = _entries()
-    if STARTUP in entries:
-        kept = [entry for entry in entries if entry != STARTUP]
-        if kept:
-            os.environ["PYTHONPATH"] = os.pathsep.join(kept)
+    if STARTUP in _entries():
+        plain = without_startup(os.environ)
+        if "PYTHONPATH" in plain:
+            os.environ["PYTHONPATH"] = plain["PYTHONPATH"]
         else:
             del os.environ["PYTHONPATH"]
 

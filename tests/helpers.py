@@ -22,11 +22,8 @@ X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other
 def plain_environment(**extra):
     """This process's environment without the start-up path that ``import keras_bn_patch`` puts
     on PYTHONPATH (the tests import it): a child started with it begins as a user's plain one."""
-    from keras_bn_patch.children import STARTUP
-    environment = dict(os.environ, **extra)
-    entries = [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
-    environment["PYTHONPATH"] = os.pathsep.join(entries)
-    return environment
+    from keras_bn_patch.children import without_startup
+    return without_startup(dict(os.environ, **extra))
 
 
 def run_python(code, *args, env=None, check=True):
