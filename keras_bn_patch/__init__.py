@@ -75,15 +75,17 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
                     fine_tuned_unpatched=fine_tuned_unpatched, steps=steps)
 
 
-def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
-                tolerance=None):
-    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``: one pass
-    over it when it fits in memory as one batch (without ``batch_size``), a few otherwise
-    (``method="layer_by_layer"``: one pass per layer); returns a summary of how far they moved
-    and the passes taken.  See ``keras_bn_patch.tools.recalibrate``."""
+def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",
+                tolerance=None, memory_limit=None):
+    """Set the chosen BN layers' moving statistics to the exact statistics of ``data``, in one
+    pass over it whatever ``batch_size`` (which bounds one model call's memory): all of it in one
+    batch where it fits in ``memory_limit`` bytes, else layer after layer, each run once per
+    sample, the activations between them kept in memory up to ``memory_limit`` and in temporary
+    files beyond.  Returns a summary of how far they moved and how.  See
+    ``keras_bn_patch.tools.recalibrate``."""
     from .tools.recalibrate import recalibrate
     return recalibrate(model, data, steps=steps, layers=layers, batch_size=batch_size, verbose=verbose,
-                       method=method, tolerance=tolerance)
+                       method=method, tolerance=tolerance, memory_limit=memory_limit)
 
 
 if not _switch.environment_disables():

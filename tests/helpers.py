@@ -147,3 +147,39 @@ def reproducible(api):
     elif tf.config.threading.get_intra_op_parallelism_threads() != 1:  # fixed once the runtime runs
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def small_resnet(api):
+    """One residual block with BN; dense on Theano, which cannot compile convolutions without
+    a C++ compiler (as on CI)."""
+    layers = api.keras.layers
+    inputs = layers.Input((12, 12, 3))
+    dense = api.name == "keras" and api.keras.backend.backend() == "theano"
+    features = (lambda: layers.Dense(8)) if dense else (lambda: layers.Conv2D(8, 3, padding="same"))
+    hidden = layers.Flatten()(inputs) if dense else inputs
+    hidden = layers.Activation("relu")(api.bn()(features()(hidden)))
+    branch = api.bn()(features()(hidden))
+    hidden = layers.Activation("relu")(layers.add([hidden, branch]))
+    if not dense:
+        hidden = layers.GlobalAveragePooling2D()(hidden)
+    return api.keras.models.Model(inputs, layers.Dense(3, activation="softmax")(hidden))
+
+
+def statistics(api, model):
+    """Every BN layer's moving mean and variance, in float64, in the model's order."""
+    from keras_bn_patch.tools.diagnose import bn_layers
+    from keras_bn_patch.tools.keras_api import get_value
+    return [np.asarray(get_value(api, variable), dtype="float64") for _, layer, _ in bn_layers(model)
+            for variable in (layer.moving_mean, layer.moving_variance)]
+
+
+def largest_difference(api, model, found, exact):
+    """Over every layer and channel: mean in standard deviations, variance relative to itself."""
+    from keras_bn_patch.tools.diagnose import bn_layers
+    layers = [layer for _, layer, _ in bn_layers(model)]
+    worst = 0.0
+    for index, layer in enumerate(layers):
+        mean, variance = exact[2 * index], exact[2 * index + 1]
+        worst = max(worst, np.max(np.abs(found[2 * index] - mean) / np.sqrt(variance + layer.epsilon)),
+                    np.max(np.abs(found[2 * index + 1] - variance) / (variance + layer.epsilon)))
+    return worst

@@ -12,7 +12,7 @@ import keras_bn_patch
 import keras_bn_patch.tools.diagnose
 from keras_bn_patch import demo as _demo
 from keras_bn_patch.tools import keras_api
-from helpers import run_python, save_every_format
+from helpers import largest_difference, run_python, save_every_format, small_resnet, statistics
 
 RNG = np.random.RandomState(7)
 X = (RNG.normal(size=(200, 8)) * 3 + 5).astype("float32")  # far from the initial moving stats (0, 1)
@@ -96,14 +96,15 @@ def test_sequential_model(api):
 
 def test_every_kind_of_data_gives_the_same_statistics(api):
     """In batches of 50 as each kind yields them, and joined into one batch of 200 (no
-    batch_size: as many samples as memory holds)."""
+    batch_size: as many samples as memory holds), by the passes and the staged methods."""
     model, backbone = nested_model(api)
     initial = model.get_weights()
     expected = {}
-    for batch_size in (50, None):
-        model.set_weights(initial)
-        keras_bn_patch.recalibrate(model, X, batch_size=batch_size, verbose=0)
-        expected[batch_size] = model.get_weights()
+    for method in ("passes", "staged"):
+        for batch_size in (50, None):
+            model.set_weights(initial)
+            keras_bn_patch.recalibrate(model, X, batch_size=batch_size, verbose=0, method=method)
+            expected[method, batch_size] = model.get_weights()
 
     class Batches(api.keras.utils.Sequence):
         def __len__(self):
@@ -122,12 +123,14 @@ def test_every_kind_of_data_gives_the_same_statistics(api):
         import tensorflow as tf
         sources.append(("Dataset", tf.data.Dataset.from_tensor_slices(X).batch(50), None))
     for name, data, steps in sources:
-        for batch_size in (50, None):  # a kind yielding its own batches ignores batch_size
-            model.set_weights(initial)
-            summary = keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0, batch_size=batch_size)
-            for a, b in zip(expected[batch_size], model.get_weights()):
-                np.testing.assert_array_equal(a, b, err_msg="%s, batch_size %s" % (name, batch_size))
-            assert summary.passes == (1 if batch_size is None else 3), name
+        for method in ("passes", "staged"):
+            for batch_size in (50, None):  # a kind yielding its own batches ignores batch_size
+                model.set_weights(initial)
+                summary = keras_bn_patch.recalibrate(model, data, steps=steps, verbose=0, batch_size=batch_size,
+                                                     method=method)
+                for a, b in zip(expected[method, batch_size], model.get_weights()):
+                    np.testing.assert_array_equal(a, b, err_msg="%s, %s, batch_size %s" % (name, method, batch_size))
+                assert summary.passes == (1 if batch_size is None or method == "staged" else 3), name
 
 
 def test_data_keyed_by_input_name_as_predict_takes_it(api):
@@ -163,22 +166,6 @@ def test_data_keyed_by_input_name_as_predict_takes_it(api):
     with pytest.raises(ValueError, match=r"x has no array for the model's input 'right' \(its inputs: "
                                          r"\['left', 'right'\]; x has: \['left'\]\)"):
         keras_bn_patch.diagnose(model, {"left": X})
-
-
-def small_resnet(api):
-    """One residual block with BN; dense on Theano, which cannot compile convolutions without
-    a C++ compiler (as on CI)."""
-    layers = api.keras.layers
-    inputs = layers.Input((12, 12, 3))
-    dense = api.name == "keras" and api.keras.backend.backend() == "theano"
-    features = (lambda: layers.Dense(8)) if dense else (lambda: layers.Conv2D(8, 3, padding="same"))
-    hidden = layers.Flatten()(inputs) if dense else inputs
-    hidden = layers.Activation("relu")(api.bn()(features()(hidden)))
-    branch = api.bn()(features()(hidden))
-    hidden = layers.Activation("relu")(layers.add([hidden, branch]))
-    if not dense:
-        hidden = layers.GlobalAveragePooling2D()(hidden)
-    return api.keras.models.Model(inputs, layers.Dense(3, activation="softmax")(hidden))
 
 
 SEED = 2  # every flavour shows the trap with it; the dense (Theano) variant does not with most seeds
@@ -284,22 +271,6 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
         assert keras_bn_patch.diagnose(loaded, x).healthy
 
 
-def statistics(api, model):
-    return [value(api, variable) for _, layer, _ in keras_bn_patch.tools.diagnose.bn_layers(model)
-            for variable in (layer.moving_mean, layer.moving_variance)]
-
-
-def largest_difference(api, model, found, exact):
-    """Over every layer and channel: mean in standard deviations, variance relative to itself."""
-    layers = [layer for _, layer, _ in keras_bn_patch.tools.diagnose.bn_layers(model)]
-    worst = 0.0
-    for index, layer in enumerate(layers):
-        mean, variance = exact[2 * index], exact[2 * index + 1]
-        worst = max(worst, np.max(np.abs(found[2 * index] - mean) / np.sqrt(variance + layer.epsilon)),
-                    np.max(np.abs(found[2 * index + 1] - variance) / (variance + layer.epsilon)))
-    return worst
-
-
 @pytest.mark.parametrize("batch_size", [16, None])
 @pytest.mark.parametrize("case", ["demo", "three_images"])
 def test_passes_give_the_layer_by_layer_statistics(api, case, batch_size):
@@ -319,7 +290,7 @@ def test_passes_give_the_layer_by_layer_statistics(api, case, batch_size):
     exact_summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=16, method="layer_by_layer")
     exact, exact_accuracy = statistics(api, model), accuracy(model, x, y)
     model.set_weights(initial)
-    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=batch_size)
+    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=batch_size, method="passes")
     print(summary)
     layers = len(summary.rows)
     assert exact_summary.passes == layers and summary.method == "passes"
@@ -334,7 +305,7 @@ def test_passes_settle_a_two_layer_model_in_three(api):
     """In batches of 50: the estimate pass, one inference pass that makes both layers exact,
     one that sees no change."""
     model, _ = nested_model(api)
-    summary = keras_bn_patch.recalibrate(model, X, verbose=0, batch_size=50)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0, batch_size=50, method="passes")
     assert summary.passes == 3
 
 
@@ -352,7 +323,7 @@ def test_without_batch_size_batches_are_as_large_as_memory_allows(api, monkeypat
     monkeypatch.setattr(module, "_counted", lambda batches, seen: [
         seen.append(len(batch[0])) or sizes.append(len(batch[0])) or batch for batch in batches])
     model.set_weights(initial)
-    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0, method="passes")
     assert sizes == [128, 72] and summary.passes == 3
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
 
@@ -369,7 +340,7 @@ def test_a_model_with_a_fixed_batch_size_keeps_its_batches(api):
             for start in range(0, 200, 50):
                 yield X[start:start + 50]
 
-    summary = keras_bn_patch.recalibrate(model, generator(), steps=4, verbose=0)
+    summary = keras_bn_patch.recalibrate(model, generator(), steps=4, verbose=0, method="passes")
     assert summary.passes == 2 and summary.rows[0]["values_seen"] == 200
     assert_statistics(api, model.get_layer("fixed_bn"), X)
 
@@ -386,7 +357,7 @@ def test_a_shared_layer_is_measured_in_inference_mode_too(api):
     keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
     exact = statistics(api, model)
     model.set_weights(initial)
-    summary = keras_bn_patch.recalibrate(model, X, verbose=0)
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0, method="passes")
     assert summary.passes >= 2
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
 
@@ -535,7 +506,7 @@ def test_diagnose_changes_no_weight(api):
 def test_recalibrate_method_and_tolerance_named_when_wrong(api):
     model, _ = nested_model(api)
     before = model.get_weights()
-    with pytest.raises(ValueError, match="method must be 'passes' or 'layer_by_layer', got 'fast'"):
+    with pytest.raises(ValueError, match="method must be 'auto', 'staged', 'passes' or 'layer_by_layer', got 'fast'"):
         keras_bn_patch.recalibrate(model, X, method="fast")
     with pytest.raises(ValueError, match="tolerance must be a number >= 0, got -1"):
         keras_bn_patch.recalibrate(model, X, tolerance=-1)

@@ -110,7 +110,7 @@ class Batches(object):
         self._names = input_names(model)
         self._steps = check_count(steps, "steps")
         self._batch_size = check_count(batch_size, "batch_size") or DEFAULT_BATCH_SIZE
-        self._cached = None
+        self._cached, self._replayed = None, True
         if isinstance(data, (str, bytes)):
             raise TypeError("%s must be data, not a %s (to use a file, load it first, e.g. with "
                             "numpy.load)" % (name, type(data).__name__))
@@ -143,6 +143,13 @@ class Batches(object):
             count += 1
         if count == 0:
             raise ValueError("%s is empty: it yielded no batch" % self.name)
+
+    def samples(self):
+        """How many samples a pass reads, where that is known before reading (arrays), else None."""
+        if self._source != self._slices:
+            return None
+        total = len(self._arrays[0])
+        return total if self._steps is None else min(total, self._steps * self._batch_size)
 
     def can_grow(self):
         """True unless the model fixes its batch size (``Input(batch_shape=...)``)."""
@@ -178,16 +185,26 @@ class Batches(object):
         for index in range(len(self._data)):
             yield self._checked(self._data[index])
 
+    def single_pass(self):
+        """The batches for a caller that reads them once: a one-shot generator's are then not
+        kept for another pass (data larger than memory can come that way)."""
+        self._replayed = False
+        return self
+
     def _once(self):
         """A one-shot generator: read it once (``steps`` batches), then replay what it gave."""
         if self._cached is None:
-            cached = []
-            for element in self._data:
-                cached.append(self._checked(element))
-                if self._steps is not None and len(cached) >= self._steps:
-                    break
-            self._cached = cached
+            read = self._read_once()
+            if not self._replayed:
+                return read
+            self._cached = list(read)
         return iter(self._cached)
+
+    def _read_once(self):
+        for count, element in enumerate(self._data, 1):
+            yield self._checked(element)
+            if self._steps is not None and count >= self._steps:
+                return
 
     def _dataset(self):
         import tensorflow as tf

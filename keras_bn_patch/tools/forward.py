@@ -61,7 +61,7 @@ def _shadowed(layers, record, replace, unconverted=lambda function: function):
                 vars(layer)["call"] = before
 
 
-def _on_tensorflow(api):
+def on_tensorflow(api):
     """The flavour runs on TensorFlow (every TF 2 flavour; Keras 2 unless its backend is Theano)."""
     return api.eager or getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"
 
@@ -87,7 +87,7 @@ class _Ops(object):
             self.square, self.sqrt, self.shape, self.reshape = K.square, K.sqrt, K.shape, K.reshape
             self.cast, self.int_shape = K.cast, K.int_shape
         self._fused = None  # TensorFlow's fused training-mode batch norm, if asked and the backend is TensorFlow
-        if fused and _on_tensorflow(api):
+        if fused and on_tensorflow(api):
             import tensorflow as tf
             self._fused = tf_v1(tf).nn.fused_batch_norm
 
@@ -196,12 +196,7 @@ class Forward(object):
             found = [next(values)] if outputs else None
             moments = {}
             for layer in structure:
-                mean, m2, shape = next(values), next(values), next(values)
-                axes = [a for a in range(len(shape)) if a not in channel_axes(layer, len(shape))]
-                entry = (int(np.prod([shape[a] for a in axes])), mean.ravel(), m2.ravel())
-                kept = moments.setdefault(layer, [])
-                if not any(_same(entry, other) for other in kept):
-                    kept.append(entry)
+                add_call(moments, layer, next(values), next(values), next(values))
             results.append((found, moments))
         return results
 
@@ -272,7 +267,7 @@ class Forward(object):
         phase = K.learning_phase()
         feeds = [placeholder for graph in graphs for placeholder in graph[0]]
         feeds += [] if isinstance(phase, int) else [phase]
-        if _on_tensorflow(self._api):
+        if on_tensorflow(self._api):
             # The session itself: a backend function adds ops to the graph, and each addition
             # makes a TF 1 session extend its executor (one function per layer would, each time).
             session = K.get_session()
@@ -319,21 +314,59 @@ class Forward(object):
             return [fetch for mode, structure in zip(modes, structures)
                     for fetch in self._traced_mode(tf, list(batch), mode, structure)]
 
-        inputs = getattr(self._model, "inputs", None) or []
-        dtypes = [np.dtype(getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype))  # Keras 3: a name
-                  for tensor in inputs]
-        # Traced once for every batch size (a batch of another size, the last one or a joined
-        # one, would trace the whole model again): the model's input shapes, batch dimension
-        # included as the model has it (None unless fixed).
-        signature = [tf.TensorSpec(tuple(tensor.shape), dtype) for tensor, dtype in zip(inputs, dtypes)]
+        signature = self._signature(tf)
         traced = tf.function(step, input_signature=signature) if signature else tf.function(step)
 
-        def run(batch):  # as predict() would, the data in the inputs' dtypes (float32 if not said)
+        def run(batch):
             with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
-                return traced(*[np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
-                                           "float32" if part.dtype.kind in "fiu" else None)
-                                for index, part in enumerate(batch)])
+                return traced(*self.typed(batch))
         return run, structures
+
+    def _signature(self, tf, batch=None):
+        """Traced once for every batch size (a batch of another size, the last one or a joined
+        one, would trace the whole model again): the model's input shapes, batch dimension
+        included as the model has it (None unless fixed); a model without input tensors (a
+        subclassed one) gets ``batch``'s, with any batch size."""
+        inputs = getattr(self._model, "inputs", None) or []
+        if inputs:
+            return [tf.TensorSpec(tuple(tensor.shape), _numpy_dtype(tensor.dtype)) for tensor in inputs]
+        return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self.typed(batch or [])]
+
+    def typed(self, batch):
+        """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
+        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
+        return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
+                           "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
+
+    # A graph that can be cut at any tensor (recalibrate's staged method).
+    def inference_graph(self):
+        """Graph flavours: the model called on new placeholders with every BN layer in inference
+        mode: (placeholders, {layer: [input tensors, one per call]})."""
+        placeholders, _, inputs, _ = self._graph(())
+        return placeholders, inputs
+
+    def wrapped_inference(self, batch):
+        """TF 2 flavours: the model traced in inference mode by ``tf.compat.v1.wrap_function``,
+        whose graph can be pruned between any of its tensors: (the wrapped function, its input
+        placeholders, {layer: [input tensors, one per call]})."""
+        import tensorflow as tf
+        inputs, placeholders = {}, []
+
+        def record(layer, tensor):
+            inputs.setdefault(layer, []).append(tensor)
+
+        def call(*batch):
+            placeholders.extend(batch)
+            with _shadowed(self.bn_layers, record, self._replace(()), tf.autograph.experimental.do_not_convert):
+                return _listed(self._model(_as_input(list(batch)), training=False))
+
+        with _quiet("tensorflow"):
+            wrapped = tf.compat.v1.wrap_function(call, self._signature(tf, batch))
+        return wrapped, placeholders, inputs
+
+    def moments_of(self, layer, tensor):
+        """The tensors of a batch's moments of ``tensor`` (see _Ops.moments), built where it is."""
+        return self._ops.moments(layer, tensor)
 
 
 # Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1
@@ -383,10 +416,22 @@ def _quiet(name):
         logger.setLevel(level)
 
 
-def _same(entry, other):
-    """Keras 2.1 builds a nested model's graph more than once per call (for its masks too), so a
-    layer can record the same input several times: count each value once."""
-    return entry[0] == other[0] and np.array_equal(entry[1], other[1]) and np.array_equal(entry[2], other[2])
+def add_call(calls, layer, mean, m2, shape):
+    """One call's fetched moments (see _Ops.moments) into ``calls[layer]``, a list of (count,
+    mean, sum of squared deviations).  Keras 2.1 builds a nested model's graph more than once
+    per call (for its masks too), so a layer can record the same input several times: each
+    value counts once."""
+    mean, m2, shape = np.asarray(mean), np.asarray(m2), np.asarray(shape)
+    axes = [a for a in range(len(shape)) if a not in channel_axes(layer, len(shape))]
+    entry = (int(np.prod([shape[a] for a in axes])), mean.ravel(), m2.ravel())
+    kept = calls.setdefault(layer, [])
+    if not any(entry[0] == other[0] and np.array_equal(entry[1], other[1]) and np.array_equal(entry[2], other[2])
+               for other in kept):
+        kept.append(entry)
+
+
+def _numpy_dtype(dtype):
+    return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))  # Keras 3: a name
 
 
 def _as_input(batch):

@@ -2,8 +2,17 @@
 
 Like PyTorch's ``torch.optim.swa_utils.update_bn`` and AdaBN, but exact and in
 inference mode: after it, each chosen layer's statistics describe exactly what it
-receives in predict().  By default (``method="passes"``) every chosen layer is
-measured in each pass over ``data``:
+receives in predict().
+
+By default (``method="staged"``, see ``staged.py``) the layers are settled in order of
+dependency: the data is read once, each layer of the model runs once per sample, and
+the activations that cross from one stage to the next are kept (in memory up to
+``memory_limit``, in temporary files beyond it).  The statistics and the work do not
+depend on ``batch_size``, which bounds the memory of one model call and nothing else.
+
+A model whose graph cannot be cut into stages (a BN layer fed by its own output) falls
+back to ``method="passes"`` and says so in the summary: every chosen layer is measured in
+each pass over ``data``:
 
 1. a first pass with every chosen layer normalised by its own batch statistics
    (what update_bn and AdaBN do) gives all of them a close estimate at once;
@@ -13,60 +22,65 @@ measured in each pass over ``data``:
 
 A layer depends only on the layers the model calls before it, so an inference
 pass settles at least the first layer that still moved.  Where errors grow from
-layer to layer (deep nets on small batches: on a random-weight ResNet50 with
-batches of 32, each pass settled about one more layer), passes alone would take
-one per layer; so after ``INFERENCE_PASSES`` the layers after the first one still
-moving are done one at a time, each from its own pass, which is exact by
-construction.
+layer to layer (deep nets on small batches), passes alone would take one per layer;
+so after ``INFERENCE_PASSES`` the layers after the first one still moving are done
+one at a time, each from its own pass, which is exact by construction.
 
 The estimate is exact where the whole data is one batch (each layer is then
 normalised by the statistics of all it receives, which its moving statistics
-become), so without a ``batch_size`` the batches are as large as ``BATCH_MEMORY``
+become), so without a ``batch_size`` the batches are as large as ``memory_limit``
 holds, and data that fits in one takes that one pass (unless a chosen layer is
 called more than once: its statistics are then those of all its calls, which no
 call's batch has).  ``method="layer_by_layer"`` does every layer one at a time
 (the reference).
 
 Only ``moving_mean`` and ``moving_variance`` of the chosen layers change; if
-anything fails, every weight is put back.
+anything fails, every weight is put back and no temporary file is left.
 """
 import numpy as np
 
 from . import bn_stats as _bn_stats, data as _data, diagnose as _diagnose, forward as _forward, keras_api
-from . import table as _table
+from . import staged as _staged, table as _table
 
 SELECTIONS = ("all", "frozen", "trainable")
-METHODS = ("passes", "layer_by_layer")
+METHODS = ("auto", "staged", "passes", "layer_by_layer")
 DEFAULT_TOLERANCE = 1e-4
 # Inference passes before the layers still moving are finished one at a time.  Where statistics
 # errors grow from layer to layer (a deep net on small batches), passes settle about one layer
 # each, so more of them would cost more than finishing layer by layer.
 INFERENCE_PASSES = 3
-# Without a batch_size, batches as large as this memory holds (see _samples_in_memory): a forward
-# pass keeps a few copies of the model's largest activation alive at its peak, and PEAK_COPIES
-# is an upper bound of them (docs/howto/repair.rst gives the peak memory measured).
+# memory_limit's default.  Without a batch_size, batches as large as this memory holds (see
+# _samples_in_memory): a forward pass keeps a few copies of the model's largest activation alive
+# at its peak, and PEAK_COPIES is an upper bound of them (docs/howto/repair.rst gives the peak
+# memory measured); the staged method keeps up to as much again of activations in memory.
 BATCH_MEMORY = 1 << 30  # bytes
 PEAK_COPIES = 8
 
 
 class Summary(object):
     """What recalibrate() changed: ``rows``, one dict per layer (how far its old moving statistics
-    were from the new ones, in the units diagnose() uses)."""
+    were from the new ones, in the units diagnose() uses); the ``method`` that ran, the
+    ``passes`` over the data it took, its ``stages`` (staged), the peak bytes of activations it
+    kept in memory and on disk (``kept``), and ``note``: why it is not the method asked for."""
 
-    def __init__(self, rows, method=METHODS[0], passes=0):
-        self.rows, self.method, self.passes = rows, method, passes
+    def __init__(self, rows, method=METHODS[0], passes=0, stages=0, kept=None, note=None):
+        self.rows, self.method, self.passes, self.stages, self.note = rows, method, passes, stages, note
+        self.kept = kept or {"memory_bytes": 0, "disk_bytes": 0}
 
     def to_dict(self):
-        return {"layers": self.rows, "method": self.method, "passes": self.passes}
+        return {"layers": self.rows, "method": self.method, "passes": self.passes, "stages": self.stages,
+                "kept": dict(self.kept), "note": self.note}
 
     def __str__(self):
         if not self.rows:
             return "No BatchNormalization layer recalibrated."
+        how = self.method + (", %d stages" % self.stages if self.stages else "") + (
+            ": " + self.note if self.note else "")
         return _table.format_table(
             ("layer", "values seen", "mean shift", "var ratio", "discrepancy"),
             [(r["path"], r["values_seen"], r["mean_shift"], r["variance_ratio"], r["discrepancy"])
              for r in self.rows]) + "\n%d pass%s over the data (%s)." % (
-                 self.passes, "" if self.passes == 1 else "es", self.method)
+                 self.passes, "" if self.passes == 1 else "es", how)
 
     def __repr__(self):
         return "<keras_bn_patch recalibration: %d BN layers>" % len(self.rows)
@@ -99,29 +113,38 @@ def _progress_bar(api, target, verbose):
     return progbar(target, verbose=verbose)
 
 
-def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="passes",
-                tolerance=None):
+def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",
+                tolerance=None, memory_limit=None):
     """Re-estimate ``moving_mean``/``moving_variance`` of the chosen BN layers of ``model`` as the
     population statistics of what they receive from ``data`` in inference mode.
 
     data: a NumPy array (list of arrays for several inputs), a keras Sequence, a generator
     (``steps`` required) or a tf.data.Dataset.  steps: at most this many batches per pass.
-    batch_size: samples per batch of an array; None: as many as BATCH_MEMORY holds (other
-    data's batches joined up to that), the whole data when it fits: one exact pass.
+    batch_size: samples per model call; None: as many as ``memory_limit`` holds.
     layers: "all", "frozen", "trainable" (frozen: in the model's view, enclosing models
     included) or a list of layer names or paths (``backbone/bn_conv1``).
-    method: "passes" (every layer in each pass, until the statistics stop moving by more than
-    ``tolerance`` standard deviations, 1e-4 if None) or "layer_by_layer" (one pass per layer).
-    Returns a ``Summary`` of how far each layer's statistics moved, and the passes taken.
+    method: "auto" ("passes" where no batch_size is given and the data is arrays that fit in
+    one batch of ``memory_limit``: its one pass is then exact; "staged" otherwise), "staged"
+    (the data read once, each layer run once per sample; a model that cannot be cut into
+    stages falls back to "passes", and the summary's note says why), "passes" (every layer in
+    each pass, until the statistics stop moving by more than ``tolerance`` standard
+    deviations, 1e-4 if None) or "layer_by_layer" (one pass per layer).
+    memory_limit: bytes (1 GiB if None) for the activations of one model call when no
+    batch_size is given, and, as much again, for the activations the staged method keeps in
+    memory; beyond that it keeps them in a temporary directory, removed before it returns.
+    Returns a ``Summary`` of how far each layer's statistics moved, the method and the passes.
     """
     api = keras_api.for_model(model)
     if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError("verbose must be 0, 1 or 2, got %r" % (verbose,))
     if method not in METHODS:
-        raise ValueError("method must be 'passes' or 'layer_by_layer', got %r" % (method,))
+        raise ValueError("method must be 'auto', 'staged', 'passes' or 'layer_by_layer', got %r" % (method,))
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
         raise ValueError("tolerance must be a number >= 0, got %r" % (tolerance,))
+    memory_limit = BATCH_MEMORY if memory_limit is None else memory_limit
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0:
+        raise ValueError("memory_limit must be a number of bytes > 0, got %r" % (memory_limit,))
     batches = _data.Batches(api, model, data, batch_size=batch_size, steps=steps, name="data")
     found = _diagnose.bn_layers(model)
     chosen = _choose(found, layers)
@@ -132,32 +155,95 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     try:
         with _forward.errors_named("running the model on data"):
             forward = _forward.Forward(api, model, [layer for _, layer, _ in found])
-            first_pass = paths if method == "passes" else ()
-            order = [layer for layer in forward.call_order(next(iter(batches)), first_pass) if layer in paths]
-            if batch_size is None and batches.can_grow():
-                batches = batches.joined(_samples_in_memory(forward))
-            old = _bn_stats.layer_values(api, order)
-            progress = _progress_bar(api, len(order) + (method == "passes"), verbose)
-            statistics = _Statistics(api, old)
-            if method == "passes":
-                taken, measured = _by_passes(statistics, forward, batches, order, tolerance, progress)
+            if method == "auto":
+                method = "passes" if _fits_one_batch(batches, batch_size, paths, memory_limit) else "staged"
+            if method == "staged":
+                summary = _staged_or_passes(api, model, forward, batches, paths, batch_size, tolerance,
+                                            memory_limit, verbose)
             else:
-                taken, measured = _layer_by_layer(statistics, forward, batches, order, progress)
+                summary = _by_method(api, forward, batches, paths, method, batch_size, tolerance, memory_limit,
+                                     verbose)
     except BaseException:
         model.set_weights(weights)
         raise
-    rows = [dict(path=paths[layer], values_seen=moments.count, **_bn_stats.distance(
+    return summary
+
+
+def _staged_or_passes(api, model, forward, batches, paths, batch_size, tolerance, memory_limit, verbose):
+    first = None if getattr(model, "inputs", None) else next(iter(batches))  # the input shapes it lacks
+    try:
+        plan, compile_run = _staged.build(api, forward, list(paths), first)
+    except _staged.NotStaged as why:
+        summary = _by_method(api, forward, batches, paths, "passes", batch_size, tolerance, memory_limit, verbose)
+        summary.note = "the model cannot be cut into stages: %s" % why
+        return summary
+    if first is None:
+        batches.single_pass()
+    if batch_size is None and batches.can_grow():
+        batches = batches.joined(_samples_in_memory(plan.values_per_sample, memory_limit))
+    order = []
+    for layer, _ in plan.calls:
+        if layer not in order:
+            order.append(layer)
+    old = _bn_stats.layer_values(api, order)
+    measured, in_memory, on_disk = _staged.run(plan, compile_run, batches, _Statistics(api, old), memory_limit,
+                                               _progress_bar(api, plan.runs, verbose))
+    return Summary(_rows(paths, old, [(layer, measured[layer]) for layer in order]), "staged", 1, plan.runs,
+                   {"memory_bytes": in_memory, "disk_bytes": on_disk})
+
+
+def _fits_one_batch(batches, batch_size, layers, memory_limit):
+    """No batch_size, and arrays whose samples all fit in one batch of memory_limit, by the
+    shapes Keras knows of the layers' inputs: one pass of the passes method is then exact."""
+    samples = batches.samples()
+    if batch_size is not None or samples is None or not batches.can_grow():
+        return False
+    sizes = [_input_values(layer) for layer in layers]
+    return None not in sizes and samples <= _samples_in_memory(max(sizes), memory_limit)
+
+
+def _input_values(layer):
+    """Values per sample of a BN layer's input, where Keras knows its shape; else None."""
+    for shape in (lambda: layer.input_shape, lambda: tuple(layer.input.shape)):  # Keras 3: no input_shape
+        try:
+            found = tuple(shape())
+        except Exception:  # never called, called on inputs of several shapes, or no such attribute
+            continue
+        if found and not isinstance(found[0], (tuple, list)) and None not in found[1:]:
+            return int(np.prod(found[1:]))
+    return None
+
+
+def _by_method(api, forward, batches, paths, method, batch_size, tolerance, memory_limit, verbose):
+    """The passes or layer_by_layer methods: every pass reads the data and runs the whole model."""
+    first_pass = paths if method == "passes" else ()
+    order = [layer for layer in forward.call_order(next(iter(batches)), first_pass) if layer in paths]
+    if batch_size is None and batches.can_grow():
+        batches = batches.joined(_samples_in_memory(forward.values_per_sample(), memory_limit))
+    old = _bn_stats.layer_values(api, order)
+    progress = _progress_bar(api, len(order) + (method == "passes"), verbose)
+    statistics = _Statistics(api, old)
+    if method == "passes":
+        taken, measured = _by_passes(statistics, forward, batches, order, tolerance, progress)
+    else:
+        taken, measured = _layer_by_layer(statistics, forward, batches, order, progress)
+    return Summary(_rows(paths, old, measured.items()), method, taken)
+
+
+def _rows(paths, old, measured):
+    return [dict(path=paths[layer], values_seen=moments.count, **_bn_stats.distance(
         moments.mean, moments.variance, old[layer]["moving_mean"], old[layer]["moving_variance"],
-        float(layer.epsilon), old[layer]["gamma"])) for layer, moments in measured.items()]
-    return Summary(rows, method, taken)
+        float(layer.epsilon), old[layer]["gamma"])) for layer, moments in measured]
 
 
-def _samples_in_memory(forward):
-    """Samples per batch when the user gives no batch_size: as many as BATCH_MEMORY holds, with
+def _samples_in_memory(values_per_sample, memory_limit):
+    """Samples per batch when the user gives no batch_size: as many as ``memory_limit`` holds, with
     PEAK_COPIES of the model's largest activation per sample in float32 (what a forward pass
-    keeps alive at its peak), and never fewer than Keras's default batch."""
-    per_sample = forward.values_per_sample() * 4 * PEAK_COPIES
-    return max(_data.DEFAULT_BATCH_SIZE, BATCH_MEMORY // max(per_sample, 1))
+    keeps alive at its peak), and never fewer than Keras's default batch (nor more where the
+    activations' sizes are not known before the data is seen)."""
+    if values_per_sample is None:  # a graph without static shapes (Theano's inner tensors)
+        return _data.DEFAULT_BATCH_SIZE
+    return max(_data.DEFAULT_BATCH_SIZE, memory_limit // max(values_per_sample * 4 * PEAK_COPIES, 1))
 
 
 class _Statistics(object):

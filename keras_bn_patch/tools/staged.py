@@ -1,0 +1,394 @@
+"""recalibrate's staged method: every BN layer settled from exact statistics, each layer of the
+model run once per sample, whatever the batch size.
+
+A BN layer's statistics in inference mode depend on the moving statistics of the BN layers
+before it, so no layer can be measured before those are set: each is a barrier across the
+whole data.  The model is called once, in inference mode, into a graph that can be cut (a
+TF 1 session graph, a Theano graph, or in TF 2 a ``tf.compat.v1.wrap_function`` whose graph
+can be pruned between any tensors), and every tensor on the way to a BN layer's input gets a
+*stage*: 0 for what the data alone determines, else one more than the latest stage of the BN
+layers whose moving statistics it reads.  Run ``r`` computes the tensors of stage ``r`` for
+every batch, from the tensors of earlier stages it needs, which earlier runs kept; measures
+the inputs of the BN layers settled next; and those layers' statistics are set before run
+``r + 1``.  BN layers on parallel branches (a ResNet's projection shortcut) share a stage.
+
+What is kept between runs (the activations that cross a stage, each only until its last
+reader has run) is held in memory up to ``memory`` bytes and written to ``.npy`` files of a
+temporary directory beyond that; the directory is removed when the method ends, however it
+ends.  A graph that cannot be cut this way (a BN layer fed by its own output) raises
+``NotStaged``, and recalibrate falls back to its passes.
+"""
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from . import bn_stats
+from .forward import add_call, on_tensorflow
+
+_VISITING, _DONE = 1, 2
+STATISTICS = ("moving_mean", "moving_variance")
+
+
+class NotStaged(Exception):
+    """This model cannot be cut into stages; the message says why."""
+
+
+class Cache(object):
+    """Activations kept between runs: ``put(key, array)`` appends a batch's value, ``get(key,
+    index)`` reads one back, ``drop(key)`` forgets a tensor.  In memory up to ``memory`` bytes,
+    in files of a temporary directory beyond; ``close()`` removes the directory.  Records the
+    peak bytes held in memory and on disk."""
+
+    def __init__(self, memory):
+        self._memory, self._chunks = memory, {}
+        self._held = self._on_disk = self.peak_memory = self.peak_disk = 0
+        self._directory, self._files = None, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        self.close()
+
+    def put(self, key, array):
+        chunks = self._chunks.setdefault(key, [])
+        if self._held + array.nbytes <= self._memory:
+            chunks.append(array)
+            self._held += array.nbytes
+            self.peak_memory = max(self.peak_memory, self._held)
+            return
+        if self._directory is None:
+            self._directory = tempfile.mkdtemp(prefix="keras_bn_patch-")
+        path = os.path.join(self._directory, "%d.npy" % self._files)
+        self._files += 1
+        np.save(path, array)
+        chunks.append((path, array.nbytes))
+        self._on_disk += array.nbytes
+        self.peak_disk = max(self.peak_disk, self._on_disk)
+
+    def get(self, key, index):
+        chunk = self._chunks[key][index]
+        return np.load(chunk[0]) if isinstance(chunk, tuple) else chunk
+
+    def drop(self, key):
+        for chunk in self._chunks.pop(key, []):
+            if isinstance(chunk, tuple):
+                os.remove(chunk[0])
+                self._on_disk -= chunk[1]
+            else:
+                self._held -= chunk.nbytes
+
+    def close(self):
+        self._chunks.clear()
+        self._held = self._on_disk = 0
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+
+class Plan(object):
+    """The stages of one inference graph.  ``graph``: ``key(tensor)``, ``inputs_of(tensor)`` and
+    ``is_read(tensor)`` (a tensor that only reads a variable, which a run may feed);
+    ``calls``: [(layer, its input tensor)], one per call of a chosen BN layer; ``sources``:
+    {key of a chosen layer's moving-statistics variable in the graph: (layer, attribute)};
+    ``placeholders``: the model's input tensors.
+
+    ``depth[layer]``: the run after which the layer is settled, plus one; ``runs``: how many
+    runs settle every layer; ``measured(r)``: the calls measured in run r; ``kept(r)``: the
+    tensors of stage r later runs read; ``read(r)``: the tensors of earlier stages run r
+    reads; ``last_read[key]``: the last run that reads a kept tensor; ``statistics(r)``:
+    [(tensor, layer, attribute)], the reads of settled statistics run r feeds, if every read
+    of them is one the graph lets a run feed (``feeds_statistics``), so that no variable is
+    written between runs."""
+
+    def __init__(self, graph, calls, sources, placeholders):
+        self._graph = graph
+        self.placeholders = list(placeholders)
+        by_layer = {}
+        for layer, tensor in calls:
+            by_layer.setdefault(layer, []).append(tensor)
+        placeholder_keys = set(graph.key(tensor) for tensor in self.placeholders)
+
+        def source_of(tensor):
+            """(layer, attribute) of the statistic the tensor is, or reads; else None."""
+            key = graph.key(tensor)
+            if key in sources:
+                return sources[key]
+            inputs = graph.inputs_of(tensor) if graph.is_read(tensor) else []
+            return sources.get(graph.key(inputs[0])) if len(inputs) == 1 else None
+
+        def inputs_of(tensor):
+            if graph.key(tensor) in placeholder_keys:
+                return []
+            statistic = source_of(tensor)
+            if statistic is not None:  # a layer's statistics are settled once all its calls are measured
+                return by_layer.get(statistic[0], [])
+            return graph.inputs_of(tensor)
+
+        order = _topological([tensor for _, tensor in calls], graph.key, inputs_of)
+        stage, self.feeds_statistics = {}, graph.feeds_statistics
+        for tensor in order:
+            key = graph.key(tensor)
+            if key in placeholder_keys:
+                stage[key] = 0
+                continue
+            found = [stage[graph.key(i)] for i in inputs_of(tensor) if stage[graph.key(i)] is not None]
+            if source_of(tensor) is not None:
+                stage[key] = max(found + [0]) + 1
+                continue
+            stage[key] = max(found) if found else None  # None: no data in it (constants, weights)
+            if any(graph.key(i) in sources for i in graph.inputs_of(tensor)):
+                self.feeds_statistics = False  # an op uses a variable directly, not through a read
+        self.depth = dict((layer, max(stage[graph.key(t)] or 0 for t in tensors) + 1)
+                          for layer, tensors in by_layer.items())
+        self.runs = max(self.depth.values())
+        position = dict((graph.key(tensor), index) for index, tensor in enumerate(order))
+        self.calls = sorted(calls, key=lambda call: position[graph.key(call[1])])
+        self._stage = stage
+        self.last_read, self._readers, self._tensors, self._statistics = {}, {}, {}, {}
+        for tensor in order:
+            key = graph.key(tensor)
+            if stage[key] is None or key in placeholder_keys or source_of(tensor) is not None:
+                continue
+            for found in graph.inputs_of(tensor):
+                found_key, statistic = graph.key(found), source_of(found)
+                if statistic is not None and found_key not in sources:
+                    self._statistics.setdefault(found_key, (found, statistic, set()))[2].add(stage[key])
+                earlier = stage[found_key]
+                if earlier is None or statistic is not None or earlier >= stage[key] or stage[key] >= self.runs:
+                    continue
+                self._tensors[found_key] = found
+                self._readers.setdefault(found_key, set()).add(stage[key])
+                self.last_read[found_key] = max(self.last_read.get(found_key, 0), stage[key])
+
+    def key(self, tensor):
+        return self._graph.key(tensor)
+
+    def stage_of(self, tensor):
+        return self._stage[self._graph.key(tensor)]
+
+    def measured(self, run):
+        return [(layer, tensor) for layer, tensor in self.calls if self.stage_of(tensor) == run]
+
+    def kept(self, run):
+        return [tensor for key, tensor in self._tensors.items() if self._stage[key] == run]
+
+    def read(self, run):
+        return [tensor for key, tensor in self._tensors.items() if run in self._readers[key]]
+
+    def statistics(self, run):
+        if not self.feeds_statistics:
+            return []
+        return [(tensor, layer, attribute) for tensor, (layer, attribute), runs in self._statistics.values()
+                if run in runs]
+
+    def settled_after(self, run):
+        return [layer for layer, depth in self.depth.items() if depth == run + 1]
+
+
+def _topological(roots, key, inputs_of):
+    """Every tensor the roots depend on, each after its inputs; NotStaged on a cycle."""
+    state, order = {}, []
+    for root in roots:
+        if key(root) in state:
+            continue
+        state[key(root)] = _VISITING
+        stack = [(root, iter(inputs_of(root)))]
+        while stack:
+            tensor, inputs = stack[-1]
+            for found in inputs:
+                seen = state.get(key(found))
+                if seen is None:
+                    state[key(found)] = _VISITING
+                    stack.append((found, iter(inputs_of(found))))
+                    break
+                if seen == _VISITING:
+                    raise NotStaged("a BN layer receives its own output (a shared layer called on what it "
+                                    "returned), so no order settles its statistics before they are used")
+            else:
+                stack.pop()
+                state[key(tensor)] = _DONE
+                order.append(tensor)
+    return order
+
+
+def run(plan, compile_run, batches, statistics, memory, progress):
+    """Runs the plan: ({layer: Moments}, the cache's peak memory and disk bytes).
+
+    ``compile_run(feeds, fetches)``: a function of the feeds' values giving the fetches' values,
+    where a fetch is a tensor or a call's moments (layer, tensor).  Settled statistics are fed
+    to the runs after (``plan.statistics``) and written once at the end, or, where the graph
+    reads them otherwise, written by ``statistics.set`` before the next run."""
+    moments = dict((layer, bn_stats.Moments()) for layer, _ in plan.calls)
+    with Cache(memory) as cache:
+        count = 0
+        for number in range(plan.runs):
+            measured, kept = plan.measured(number), plan.kept(number)
+            reads = plan.placeholders if number == 0 else plan.read(number)
+            fed = plan.statistics(number)
+            if measured or kept:
+                function = compile_run(reads + [tensor for tensor, _, _ in fed], measured + kept)
+                settled = [_moment(moments[layer], attribute) for _, layer, attribute in fed]
+                source = batches if number == 0 else (
+                    [cache.get(plan.key(tensor), index) for tensor in reads] for index in range(count))
+                count = 0
+                for values in source:
+                    found = list(function(list(values) + settled))
+                    if number == 0:
+                        for tensor, value in zip(plan.placeholders, values):
+                            if plan.key(tensor) in plan.last_read:
+                                cache.put(plan.key(tensor), np.asarray(value))
+                    _add(moments, measured, found[:3 * len(measured)])
+                    for tensor, value in zip(kept, found[3 * len(measured):]):
+                        cache.put(plan.key(tensor), np.asarray(value))
+                    count += 1
+            for key in [key for key, last in plan.last_read.items() if last == number]:
+                cache.drop(key)
+            if not plan.feeds_statistics and plan.settled_after(number):
+                statistics.set(dict((layer, moments[layer]) for layer in plan.settled_after(number)))
+            progress.update(number + 1)
+        if plan.feeds_statistics:
+            statistics.set(moments)
+        return moments, cache.peak_memory, cache.peak_disk
+
+
+def _moment(moments, attribute):
+    return moments.mean if attribute == "moving_mean" else moments.variance
+
+
+def _add(moments, measured, values):
+    """One batch's fetched moments of the calls measured, into each layer's Moments."""
+    calls = {}
+    for index, (layer, _) in enumerate(measured):
+        add_call(calls, layer, *values[3 * index:3 * index + 3])
+    for layer, found in calls.items():
+        for call in found:
+            moments[layer].add(*call)
+
+
+def build(api, forward, chosen, batch):
+    """(Plan, compile_run) of ``run`` for the chosen BN layers, from the model as ``forward``
+    runs it; NotStaged where the graph cannot be cut.  ``batch``: the first one (the input
+    shapes of a model without input tensors)."""
+    if api.eager:
+        try:
+            wrapped, placeholders, inputs = forward.wrapped_inference(batch)
+        except Exception as error:  # a model TensorFlow cannot trace as one v1 graph
+            raise NotStaged("the model could not be traced as one graph (%s: %s)"
+                            % (type(error).__name__, str(error).strip().splitlines()[0] if str(error).strip() else ""))
+        graph, context = _TensorFlowGraph(), wrapped.graph.as_default
+        captures = wrapped.graph.captures
+        handles = dict((id(getattr(layer, attribute).handle), (layer, attribute)) for layer in chosen
+                       for attribute in STATISTICS)
+        sources = dict((internal.name, handles[id(external)]) for external, internal in (
+            captures.items() if hasattr(captures, "items") else captures) if id(external) in handles)
+    else:
+        placeholders, inputs = forward.inference_graph()
+        graph = _TensorFlowGraph() if on_tensorflow(api) else _TheanoGraph()
+        context = _nothing
+        sources = dict((graph.variable_key(getattr(layer, attribute)), (layer, attribute)) for layer in chosen
+                       for attribute in STATISTICS)
+    calls = [(layer, tensor) for layer in chosen for tensor in inputs.get(layer, [])]
+    if not calls:
+        raise NotStaged("the model calls none of the chosen BN layers")
+    plan = Plan(graph, calls, sources, placeholders)
+    sizes = [graph.values_per_sample(tensor) for _, tensor in calls]
+    plan.values_per_sample = None if None in sizes else max(sizes)
+    with context():
+        moments = dict((graph.key(tensor), forward.moments_of(layer, tensor)) for layer, tensor in plan.calls)
+
+    def fetched(fetches):
+        return [part for fetch in fetches for part in (
+            moments[graph.key(fetch[1])] if isinstance(fetch, tuple) else [fetch])]
+
+    if api.eager:
+        def compile_run(reads, fetches):
+            import tensorflow as tf
+            # The feeds' signature: without it, TF 2.15's pruned function takes no positional argument.
+            signature = (tuple(tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in reads), {})
+            pruned = wrapped.prune(feeds=list(reads), fetches=fetched(fetches), input_signature=signature)
+            return lambda values: pruned(*_typed(values, reads))
+    else:
+        K = api.keras.backend
+        phase = K.learning_phase()
+        phase = [] if isinstance(phase, int) else [phase]  # fed 0: inference, if anything reads it
+
+        def compile_run(reads, fetches):
+            if on_tensorflow(api):
+                function = K.get_session().make_callable(fetched(fetches), feed_list=list(reads) + phase)
+                return lambda values: function(*(_typed(values, reads) + [0] * len(phase)))
+            function = K.function(list(reads) + phase, fetched(fetches))
+            return lambda values: function(list(values) + [0] * len(phase))
+    return plan, compile_run
+
+
+def _typed(values, tensors):
+    """Each value in its tensor's dtype, and a statistic (no batch dimension) in its shape."""
+    found = []
+    for value, tensor in zip(values, tensors):
+        value = np.asarray(value, dtype=tensor.dtype.base_dtype.as_numpy_dtype)
+        shape = tensor.shape.as_list() if tensor.shape.dims is not None else [None]
+        found.append(value if None in shape or list(value.shape) == shape else np.reshape(value, shape))
+    return found
+
+
+class _TensorFlowGraph(object):
+    """A TF graph's tensors (TF 1 session graph, or a TF 2 wrapped function's), by name."""
+
+    @staticmethod
+    def key(tensor):
+        return tensor.name
+
+    feeds_statistics = True  # a run can feed any tensor
+
+    @staticmethod
+    def inputs_of(tensor):
+        return list(tensor.op.inputs)
+
+    @staticmethod
+    def is_read(tensor):
+        return tensor.op.type in ("Identity", "ReadVariableOp", "Snapshot")
+
+    @staticmethod
+    def variable_key(variable):
+        return variable.op.outputs[0].name  # what the graph's reads of the variable start from
+
+    @staticmethod
+    def values_per_sample(tensor):
+        dims = tensor.shape.as_list()[1:] if tensor.shape.dims is not None else [None]
+        return None if None in dims else int(np.prod(dims))
+
+
+class _TheanoGraph(object):
+    """A Theano graph's variables; a shared variable is a root read where it is used."""
+
+    @staticmethod
+    def key(variable):
+        return id(variable)
+
+    feeds_statistics = False  # a shared variable cannot be an input: its value is set instead
+
+    @staticmethod
+    def inputs_of(variable):
+        return list(variable.owner.inputs) if variable.owner is not None else []
+
+    @staticmethod
+    def is_read(variable):
+        return False
+
+    variable_key = key
+
+    @staticmethod
+    def values_per_sample(variable):
+        shape = getattr(variable, "_keras_shape", None)  # Keras's static shape of a layer's input
+        return None if shape is None or None in shape[1:] else int(np.prod(shape[1:]))
+
+
+class _nothing(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return False
