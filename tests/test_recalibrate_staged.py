@@ -53,7 +53,7 @@ def test_batch_size_and_memory_limit_change_neither_statistics_nor_passes(api, t
     initial = model.get_weights()
     exact = layer_by_layer(api, model, IMAGES)
     found = {}
-    for batch_size, memory_limit in ((8, None), (32, None), (None, None), (8, 4096)):
+    for batch_size, memory_limit in ((8, None), (32, None), (None, None), (8, 200)):
         model.set_weights(initial)
         summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, batch_size=batch_size, method="staged",
                                              memory_limit=memory_limit)
@@ -66,7 +66,7 @@ def test_batch_size_and_memory_limit_change_neither_statistics_nor_passes(api, t
         assert left_behind(temporary) == []
     assert set(passes for passes, _, _ in found.values()) == {1}
     assert set(stages for _, stages, _ in found.values()) == {2}  # the block's two BN layers, one after the other
-    assert found[8, 4096][2]["disk_bytes"] > 0 and found[8, 4096][2]["memory_bytes"] <= 4096
+    assert found[8, 200][2]["disk_bytes"] > 0 and found[8, 200][2]["memory_bytes"] <= 200
     assert found[8, None][2]["disk_bytes"] == 0
 
 
@@ -98,7 +98,7 @@ def test_a_generator_is_read_once_and_not_kept(api, temporary):
                 served.append(start)
                 yield IMAGES[start:start + 8]
 
-    summary = keras_bn_patch.recalibrate(model, generator(), steps=5, verbose=0, memory_limit=1024)
+    summary = keras_bn_patch.recalibrate(model, generator(), steps=5, verbose=0, memory_limit=200)
     assert summary.method == "staged" and served == [0, 8, 16, 24, 32]
     assert summary.kept["disk_bytes"] > 0
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
@@ -117,7 +117,7 @@ def test_a_failure_midway_leaves_no_file_and_every_weight_as_it_was(api, tempora
         yield IMAGES[:8, :6]  # the wrong image size
 
     with pytest.raises(ValueError, match="data"):
-        keras_bn_patch.recalibrate(model, generator(), steps=5, verbose=0, memory_limit=1024)
+        keras_bn_patch.recalibrate(model, generator(), steps=5, verbose=0, memory_limit=200)
     assert left_behind(temporary) == []
     for before, after in zip(initial, model.get_weights()):
         np.testing.assert_array_equal(before, after)
