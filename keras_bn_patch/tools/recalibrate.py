@@ -4,11 +4,13 @@ Like PyTorch's ``torch.optim.swa_utils.update_bn`` and AdaBN, but exact and in
 inference mode: after it, each chosen layer's statistics describe exactly what it
 receives in predict().
 
-By default (``method="staged"``, see ``staged.py``) the layers are settled in order of
-dependency: the data is read once, each layer of the model runs once per sample, and
-the activations that cross from one stage to the next are kept (in memory up to
-``memory_limit``, in temporary files beyond it).  The statistics and the work do not
-depend on ``batch_size``, which bounds the memory of one model call and nothing else.
+By default (``method="auto"``) arrays given without a ``batch_size`` that fit in one batch
+of ``memory_limit`` take the passes method's first pass, exact then (below); anything else
+takes the staged method (``staged.py``): the layers are settled in order of dependency, the
+data is read once, each layer of the model runs once per sample, and the activations that
+cross from one stage to the next are kept (in memory up to ``memory_limit``, in temporary
+files beyond it).  The statistics and the work do not depend on ``batch_size``, which bounds
+the memory of one model call and nothing else.
 
 A model whose graph cannot be cut into stages (a BN layer fed by its own output) falls
 back to ``method="passes"`` and says so in the summary: every chosen layer is measured in

@@ -10,7 +10,9 @@ can be pruned between any tensors), and every tensor on the way to a BN layer's 
 layers whose moving statistics it reads.  Run ``r`` computes the tensors of stage ``r`` for
 every batch, from the tensors of earlier stages it needs, which earlier runs kept; measures
 the inputs of the BN layers settled next; and those layers' statistics are set before run
-``r + 1``.  BN layers on parallel branches (a ResNet's projection shortcut) share a stage.
+``r + 1`` (fed to the later runs in TensorFlow, where a run can feed any tensor, so that no
+variable is written between runs; written in Theano).  BN layers on parallel branches (a
+ResNet's projection shortcut) share a stage.
 
 What is kept between runs (the activations that cross a stage, each only until its last
 reader has run) is held in memory up to ``memory`` bytes and written to ``.npy`` files of a
@@ -89,8 +91,9 @@ class Cache(object):
 
 
 class Plan(object):
-    """The stages of one inference graph.  ``graph``: ``key(tensor)``, ``inputs_of(tensor)`` and
-    ``is_read(tensor)`` (a tensor that only reads a variable, which a run may feed);
+    """The stages of one inference graph.  ``graph``: ``key(tensor)``, ``inputs_of(tensor)``,
+    ``is_read(tensor)`` (a tensor that only reads a variable, which a run may feed),
+    ``values_per_sample(tensor)`` (None if unknown) and ``feeds_statistics``;
     ``calls``: [(layer, its input tensor)], one per call of a chosen BN layer; ``sources``:
     {key of a chosen layer's moving-statistics variable in the graph: (layer, attribute)};
     ``placeholders``: the model's input tensors.
@@ -144,6 +147,8 @@ class Plan(object):
         self.depth = dict((layer, max(stage[graph.key(t)] or 0 for t in tensors) + 1)
                           for layer, tensors in by_layer.items())
         self.runs = max(self.depth.values())
+        sizes = [graph.values_per_sample(tensor) for _, tensor in calls]
+        self.values_per_sample = None if None in sizes else max(sizes)  # the largest BN input, if known
         position = dict((graph.key(tensor), index) for index, tensor in enumerate(order))
         self.calls = sorted(calls, key=lambda call: position[graph.key(call[1])])
         self._stage = stage
@@ -294,8 +299,6 @@ def build(api, forward, chosen, batch):
     if not calls:
         raise NotStaged("the model calls none of the chosen BN layers")
     plan = Plan(graph, calls, sources, placeholders)
-    sizes = [graph.values_per_sample(tensor) for _, tensor in calls]
-    plan.values_per_sample = None if None in sizes else max(sizes)
     with context():
         moments = dict((graph.key(tensor), forward.moments_of(layer, tensor)) for layer, tensor in plan.calls)
 
@@ -309,7 +312,8 @@ def build(api, forward, chosen, batch):
             # The feeds' signature: without it, TF 2.15's pruned function takes no positional argument.
             signature = (tuple(tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in reads), {})
             pruned = _pruned(wrapped, list(reads), fetched(fetches), signature)
-            return lambda values: pruned(*_typed(values, reads))
+            # Tensors: TF 2.1's pruned function refuses NumPy arrays.
+            return lambda values: pruned(*[tf.convert_to_tensor(value) for value in _typed(values, reads)])
     else:
         K = api.keras.backend
         phase = K.learning_phase()
