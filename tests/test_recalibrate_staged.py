@@ -176,6 +176,22 @@ def test_a_subclassed_model_is_staged_in_tf2(api):
     np.testing.assert_allclose(get_value(api, model.norm.moving_variance), x.var(axis=0), rtol=1e-5, atol=1e-5)
 
 
+def test_the_estimate_is_one_pass_and_exact_only_in_one_batch(api):
+    """method="estimate" (PyTorch's update_bn): one pass, whatever the batches; exact when all of
+    the data is one batch, off the exact statistics in batches of 8 (this network's second layer
+    receives what the first, normalised batch by batch, gives it)."""
+    model = random_resnet(api)
+    initial = model.get_weights()
+    exact = layer_by_layer(api, model, IMAGES)
+    summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, method="estimate")  # 40 samples: one batch
+    assert (summary.method, summary.passes) == ("estimate", 1)
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+    model.set_weights(initial)
+    summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, method="estimate", batch_size=8)
+    assert "1 pass over the data (estimate)." in str(summary)
+    assert largest_difference(api, model, statistics(api, model), exact) > 1e-3
+
+
 def test_memory_limit_named_when_wrong(api):
     model = random_resnet(api)
     for wrong in (0, -1, 1.5, "1G", True):

@@ -34,7 +34,7 @@ become), so without a ``batch_size`` the batches are as large as ``memory_limit`
 holds, and data that fits in one takes that one pass (unless a chosen layer is
 called more than once: its statistics are then those of all its calls, which no
 call's batch has).  ``method="layer_by_layer"`` does every layer one at a time
-(the reference).
+(the reference); ``method="estimate"`` stops after the first pass, whatever its batches.
 
 Only ``moving_mean`` and ``moving_variance`` of the chosen layers change; if
 anything fails, every weight is put back and no temporary file is left.
@@ -45,7 +45,7 @@ from . import bn_stats as _bn_stats, data as _data, diagnose as _diagnose, forwa
 from . import staged as _staged, table as _table
 
 SELECTIONS = ("all", "frozen", "trainable")
-METHODS = ("auto", "staged", "passes", "layer_by_layer")
+METHODS = ("auto", "staged", "passes", "layer_by_layer", "estimate")
 DEFAULT_TOLERANCE = 1e-4
 # Inference passes before the layers still moving are finished one at a time.  Where statistics
 # errors grow from layer to layer (a deep net on small batches), passes settle about one layer
@@ -130,7 +130,9 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     (the data read once, each layer run once per sample; a model that cannot be cut into
     stages falls back to "passes", and the summary's note says why), "passes" (every layer in
     each pass, until the statistics stop moving by more than ``tolerance`` standard
-    deviations, 1e-4 if None) or "layer_by_layer" (one pass per layer).
+    deviations, 1e-4 if None), "layer_by_layer" (one pass per layer) or "estimate" (one pass,
+    each layer normalised by its batch's own statistics, as PyTorch's update_bn: not exact
+    unless all of the data is one batch).
     memory_limit: bytes (1 GiB if None) for the activations of one model call when no
     batch_size is given, and, as much again, for the activations the staged method keeps in
     memory; beyond that it keeps them in a temporary directory, removed before it returns.
@@ -140,7 +142,8 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError("verbose must be 0, 1 or 2, got %r" % (verbose,))
     if method not in METHODS:
-        raise ValueError("method must be 'auto', 'staged', 'passes' or 'layer_by_layer', got %r" % (method,))
+        raise ValueError("method must be 'auto', 'staged', 'passes', 'layer_by_layer' or 'estimate', got %r"
+                         % (method,))
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
         raise ValueError("tolerance must be a number >= 0, got %r" % (tolerance,))
@@ -217,16 +220,20 @@ def _input_values(layer):
 
 
 def _by_method(api, forward, batches, paths, method, batch_size, tolerance, memory_limit, verbose):
-    """The passes or layer_by_layer methods: every pass reads the data and runs the whole model."""
-    first_pass = paths if method == "passes" else ()
+    """The passes, layer_by_layer and estimate methods: every pass reads the data and runs the
+    whole model."""
+    first_pass = paths if method in ("passes", "estimate") else ()
     order = [layer for layer in forward.call_order(next(iter(batches)), first_pass) if layer in paths]
     if batch_size is None and batches.can_grow():
         batches = batches.joined(_samples_in_memory(forward.values_per_sample(), memory_limit))
     old = _bn_stats.layer_values(api, order)
-    progress = _progress_bar(api, len(order) + (method == "passes"), verbose)
+    progress = _progress_bar(api, len(order) + (method != "layer_by_layer"), verbose)
     statistics = _Statistics(api, old)
     if method == "passes":
         taken, measured = _by_passes(statistics, forward, batches, order, tolerance, progress)
+    elif method == "estimate":
+        taken, measured = 1, _estimate(statistics, forward, batches, order)[1]
+        progress.update(len(order) + 1)
     else:
         taken, measured = _layer_by_layer(statistics, forward, batches, order, progress)
     return Summary(_rows(paths, old, measured.items()), method, taken)
@@ -274,13 +281,20 @@ def _layer_by_layer(statistics, forward, batches, order, progress, done=0):
     return len(order), found
 
 
-def _by_passes(statistics, forward, batches, order, tolerance, progress):
-    """-> (passes, {layer: Moments of its last measurement}); see the module's docstring."""
+def _estimate(statistics, forward, batches, order):
+    """One pass, each chosen layer normalised by its batch's own statistics (update_bn's
+    estimate): (batch sizes, {layer: Moments}), the statistics set."""
     sizes = []
-    # The batch-statistics estimate; every layer measured, as call_order did with this function.
+    # Every layer measured, as call_order did with this function.
     estimate = forward.measure(_counted(batches, sizes), forward.bn_layers, normalise=order)[1]
     last = dict((layer, estimate[layer]) for layer in order)
     statistics.set(last)
+    return sizes, last
+
+
+def _by_passes(statistics, forward, batches, order, tolerance, progress):
+    """-> (passes, {layer: Moments of its last measurement}); see the module's docstring."""
+    sizes, last = _estimate(statistics, forward, batches, order)
     if len(sizes) == 1 and all(forward.called_once(layer) for layer in order):
         # One batch held all of the data: each layer was normalised by the statistics of all it
         # receives, which are what its moving statistics now hold, so the estimate is exact.
