@@ -30,8 +30,8 @@ from keras_bn_patch.tools import keras_api
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import imagenet_backbone  # noqa: E402
-from accuracy import ARMS, fit_and_measure, fresh_session, glorot, summarise_seeds, write_report  # noqa: E402
-from real_backbone import LFW, enlarge, rebuilt_with_frozen_bn_in_inference  # noqa: E402
+from accuracy import ARMS, glorot, summarise_seeds, write_report  # noqa: E402
+from real_backbone import LFW, enlarge, fine_tune  # noqa: E402
 
 SIZE = 96
 TOP_BLOCK_FIRST = "block_16_expand"  # the first layer of the top blocks
@@ -56,31 +56,6 @@ def faces(skimage_wheel):
     return np.repeat(enlarge(images, SIZE), 3, axis=-1), np.repeat([1, 0], 100)
 
 
-def fine_tune(api, arm, model_file, head_init, data, top_trainable, epochs):
-    if arm == "patched":
-        keras_bn_patch.install()
-    else:
-        keras_bn_patch.uninstall()
-    fresh_session(api)
-    layers = api.keras.layers
-    loaded = api.keras.models.load_model(model_file, compile=False)
-    top = False
-    for layer in loaded.layers:  # frozen one by one, as legacy fine-tuning scripts do
-        top = top or layer.name == TOP_BLOCK_FIRST
-        layer.trainable = top and top_trainable
-    inputs, features = loaded.inputs, loaded.get_layer(FEATURES_LAYER).output
-    if arm == "ideal":
-        inputs, tensors = rebuilt_with_frozen_bn_in_inference(api, loaded)
-        features = tensors[id(features)]
-    pooled = layers.GlobalAveragePooling2D(name="head_pool")(features)
-    model = api.keras.models.Model(inputs, layers.Dense(2, activation="softmax", name="head")(pooled))
-    model.get_layer("head").set_weights(head_init)
-    model.compile(api.keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    result = fit_and_measure(model, data, epochs)
-    keras_bn_patch.install()
-    return result
-
-
 def run(api, settings, model_file, skimage_wheel, log=print):
     x, y = faces(skimage_wheel)
     per_seed = {name: {arm: [] for arm in ARMS} for name in SCENARIOS}
@@ -92,7 +67,8 @@ def run(api, settings, model_file, skimage_wheel, log=print):
             data = shown[:cut], y[order][:cut], shown[cut:], y[order][cut:]
             head_init = [glorot(np.random.RandomState(seed + 2000), (FEATURES, 2)), np.zeros(2, "float32")]
             for arm in ARMS:
-                result = fine_tune(api, arm, model_file, head_init, data, top_trainable, settings["epochs"])
+                result = fine_tune(api, arm, model_file, head_init, data, 2, top_trainable, settings["epochs"],
+                                   top_first=TOP_BLOCK_FIRST, features_layer=FEATURES_LAYER, learning_rate=0.001)
                 per_seed[name][arm].append(result)
                 log("seed %d  %-52s %-9s  train-mode %.3f  evaluate(train) %.3f  val %.3f" % (
                     seed, name, arm, result["train_mode_acc"], result["evaluate_train_acc"], result["val_acc"]))

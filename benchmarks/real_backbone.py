@@ -116,7 +116,10 @@ def rebuilt_with_frozen_bn_in_inference(api, model):
     return inputs, tensors
 
 
-def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epochs):
+def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epochs, top_first=TOP_BLOCK_FIRST,
+              features_layer=TOP_BLOCK_OUTPUT, learning_rate=0.003):
+    """One arm's fine-tuning of the saved backbone: frozen up to ``top_first`` (and after it unless
+    ``top_trainable``), a new head on ``features_layer``'s output."""
     if arm == "patched":
         keras_bn_patch.install()
     else:
@@ -126,16 +129,16 @@ def fine_tune(api, arm, model_file, head_init, data, classes, top_trainable, epo
     loaded = api.keras.models.load_model(model_file, compile=False)
     top = False
     for layer in loaded.layers:  # frozen one by one, as legacy fine-tuning scripts do
-        top = top or layer.name == TOP_BLOCK_FIRST
+        top = top or layer.name == top_first
         layer.trainable = top and top_trainable
-    inputs, features = loaded.inputs, loaded.get_layer(TOP_BLOCK_OUTPUT).output
+    inputs, features = loaded.inputs, loaded.get_layer(features_layer).output
     if arm == "ideal":
         inputs, tensors = rebuilt_with_frozen_bn_in_inference(api, loaded)
         features = tensors[id(features)]
     pooled = layers.GlobalAveragePooling2D(name="head_pool")(features)
     model = api.keras.models.Model(inputs, layers.Dense(classes, activation="softmax", name="head")(pooled))
     model.get_layer("head").set_weights(head_init)
-    model.compile(api.keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(api.keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     result = fit_and_measure(model, data, epochs)
     keras_bn_patch.install()
     return result
