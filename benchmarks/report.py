@@ -48,6 +48,8 @@ def summarise(accuracy, speed):
     for figure in SPEED_TARGETS:
         measured = [(report["speed"][figure], session) for session, report in speed.items()
                     if report["speed"].get(figure) is not None]
+        if not measured:  # a figure added after these results were measured
+            continue
         value, session = max(measured)
         top[figure] = value
         top[figure + "_flavour"] = session
@@ -176,7 +178,8 @@ def main(argv=None):
     for run, real in accuracy["accuracy"].get("real_backbone", {}).items():
         environment = accuracy["environment"]["real_backbone"][run]
         plot(real, os.path.join(args.directory, "real-backbone-%s-curves.png" % run),
-             "Fine-tuning FER's pretrained mini-Xception (%s %s)" % (environment["flavour"], environment["version"]))
+             "Fine-tuning %s, %s %s" % (environment["backbone"].split(", from")[0], environment["flavour"],
+                                         environment["version"]))
     print(table)
     failures = check(accuracy, speed) if args.check else []
     for failure in failures:
