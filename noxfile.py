@@ -170,8 +170,8 @@ def _install_horovod(session, requirement):
 def _downloaded(session, requirements):
     """The wheel of each of ``requirements`` [(requirement, pip download options)], not installed."""
     found = []
-    for index, (requirement, options) in enumerate(requirements):
-        directory = os.path.join(session.create_tmp(), "wheel-%d" % index)
+    for requirement, options in requirements:  # a folder per requirement: one session may ask for several lists
+        directory = os.path.join(session.create_tmp(), "wheel-" + requirement.split("==")[0])
         session.run("python", "-m", "pip", "download", "--no-deps", "--dest", directory, requirement, *options,
                     silent=True)
         wheel, = glob.glob(os.path.join(directory, "*.whl"))
