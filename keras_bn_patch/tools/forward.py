@@ -319,7 +319,7 @@ class Forward(object):
 
         def run(batch):
             with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
-                return traced(*self.typed(batch))
+                return traced(*self._typed(batch))
         return run, structures
 
     def _signature(self, tf, batch=None):
@@ -330,9 +330,9 @@ class Forward(object):
         inputs = getattr(self._model, "inputs", None) or []
         if inputs:
             return [tf.TensorSpec(tuple(tensor.shape), _numpy_dtype(tensor.dtype)) for tensor in inputs]
-        return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self.typed(batch or [])]
+        return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self._typed(batch or [])]
 
-    def typed(self, batch):
+    def _typed(self, batch):
         """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
         dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
         return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
