@@ -212,9 +212,7 @@ class Forward(object):
             for (found, moments), (output, measured) in zip(results, self.run_modes(batch, modes)):
                 if found is not None:
                     found.append(output[0])
-                for layer, calls in measured.items():
-                    for call in calls:
-                        moments[layer].add(*call)
+                merge_calls(moments, measured)
         return results
 
     def _replace(self, normalise):
@@ -414,6 +412,13 @@ def _quiet(name):
         yield
     finally:
         logger.setLevel(level)
+
+
+def merge_calls(moments, measured):
+    """One batch's {layer: [calls]} (see add_call) into {layer: bn_stats.Moments}."""
+    for layer, calls in measured.items():
+        for call in calls:
+            moments[layer].add(*call)
 
 
 def add_call(calls, layer, mean, m2, shape):

@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 
 from . import bn_stats
-from .forward import add_call, on_tensorflow
+from .forward import add_call, merge_calls, on_tensorflow
 
 _VISITING, _DONE = 1, 2
 STATISTICS = ("moving_mean", "moving_variance")
@@ -268,9 +268,7 @@ def _add(moments, measured, values):
     calls = {}
     for index, (layer, _) in enumerate(measured):
         add_call(calls, layer, *values[3 * index:3 * index + 3])
-    for layer, found in calls.items():
-        for call in found:
-            moments[layer].add(*call)
+    merge_calls(moments, calls)
 
 
 def build(api, forward, chosen, batch):
