@@ -1,50 +1,59 @@
-"""The version matrix: one nox session per Keras flavour (README, "Supported versions").
+"""The version matrix: one nox session per tested stack (compat/stacks.py; README, "Supported versions").
 
-Interpreters come from pyenv (``$(pyenv root)/versions/*/bin``); a missing
-interpreter or a failed install fails the run (``error_on_missing_interpreters``).
-Every venv is deleted at the end of its session unless ``KBP_KEEP_VENVS=1``, so a
-full run never holds more than one flavour on disk; pip's cache is shared.
+Interpreters come from pyenv (``$(pyenv root)/versions/X.Y*/bin/pythonX.Y``, else ``pythonX.Y``
+on PATH); a missing interpreter or a failed install fails the run
+(``error_on_missing_interpreters``).  Every venv is deleted at the end of its session unless
+``KBP_KEEP_VENVS=1``, so a full run never holds more than one stack on disk; pip's cache is shared.
 """
 import glob
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import nox
+
+# The tested stacks, imported from the repository's root as setup.py and compat/support_table.py
+# import them: nox runs this file from its folder but does not put that folder on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compat import stacks  # noqa: E402
 
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
 nox.options.default_venv_backend = "venv"  # virtualenv >= 20.22 cannot make 3.6 venvs
 
-# Make python3.6 ... python3.13 of pyenv visible to nox.
-try:
-    _root = subprocess.check_output(["pyenv", "root"], universal_newlines=True).strip()
-except (OSError, subprocess.CalledProcessError):
-    _root = os.path.expanduser("~/.pyenv")
-os.environ["PATH"] = os.pathsep.join(
-    sorted(glob.glob(os.path.join(_root, "versions", "*", "bin"))) + [os.environ.get("PATH", "")]
-)
 
-# The stacks come from the package's support table (keras_bn_patch/core/support.py), loaded by
-# path: importing the package would install the patch and need wrapt in nox's own venv.
-_spec = importlib.util.spec_from_file_location(
-    "support", os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_bn_patch", "core", "support.py"))
-support = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(support)
+
+def _pyenv_root():
+    try:
+        return subprocess.check_output(["pyenv", "root"], universal_newlines=True, stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.expanduser("~/.pyenv")
+
+
+PYENV_ROOT = _pyenv_root()
+
+
+def interpreter(version):
+    """pyenv's Python ``version`` ("3.6") as a path, or the version itself (nox then looks on PATH)."""
+    found = sorted(glob.glob(os.path.join(PYENV_ROOT, "versions", version + ".*", "bin", "python" + version)))
+    return found[-1] if found else version
+
+
 # name: (python, pip requirements, extra environment).  The flavours the tests must find
 # (tests/conftest.py checks them, so a broken install that silently yields a different Keras
 # fails instead of testing the wrong thing) go to the tests in their environment (_test_env).
-FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env) for stack in support.STACKS}
-MATRIX = [stack.session for stack in support.STACKS if stack.role == "matrix"]
-COMPAT = [stack.session for stack in support.STACKS if stack.role == "compat"]
+STACKS = {stack.session: stack for stack in stacks.STACKS}
+FLAVOURS = {stack.session: (stack.python, stack.requirements, stack.env) for stack in stacks.STACKS}
+MATRIX = [stack.session for stack in stacks.STACKS if stack.role == "matrix"]
+COMPAT = [stack.session for stack in stacks.STACKS if stack.role == "compat"]
 TEST_DEPS = ["pytest", "hypothesis", "ipython"]  # IPython: the %load_ext test
 # Tests that need no Keras (fake modules, the benchmark gate, the support table, how child processes
 # are reached): the machinery sessions.
-MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_speed_gate.py", "tests/test_support_table.py",
-                   "tests/test_children.py"]
+MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_new_release.py", "tests/test_speed_gate.py",
+                   "tests/test_support_table.py", "tests/test_children.py"]
 # The release files (the nox session `package`): they need `build` and `twine`, and no Keras.
 PACKAGE_TESTS = ["tests/test_package.py"]
 PACKAGE_DEPS = ["build", "twine", "pytest"]
@@ -87,17 +96,27 @@ REPORT_DEPS = ["numpy", "matplotlib"]
 WHEEL_EXTRAS = {"keras2-tf1": ("3.7", "keras"), "tf1": ("3.7", "tf.keras"), "tf2": ("3.11", "tf.keras"),
                 "tf-keras": ("3.12", "tf_keras")}
 QUICK_DIR = ".bench-quick"  # the CI quick mode's results: checked, not committed
+MACHINERY_PYTHONS = ("3.6", "3.13")  # the oldest and the newest Python
 # `nox` alone runs the whole test matrix and the benchmarks' quick mode (what .ci/run does);
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
-TEST_SESSIONS = MATRIX + ["machinery", "docs", "package"] + ["wheel-" + extra for extra in WHEEL_EXTRAS]
-# KBP_SHARD=1 or 2: only that half of the test sessions, no benchmarks.  .ci/run runs both
-# halves at once (one per core), then the quick benchmarks alone; the halves are balanced
-# by the sessions' measured times (install + tests, about 20 minutes each).
-SHARD_2 = {"keras216", "keras224-theano", "tfkeras112", "tfkeras21", "tfkeras24", "keras215", "tfkeras221-legacy",
-           "keras3", "machinery", "package"}
-_shard = os.environ.get("KBP_SHARD")
-if _shard not in (None, "1", "2"):
-    raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
+TEST_SESSIONS = MATRIX + ["machinery-" + python for python in MACHINERY_PYTHONS] + ["docs", "package"] + \
+    ["wheel-" + extra for extra in WHEEL_EXTRAS]
+# Minutes each test session took in a clean-clone CI run (install + tests, from its log), to
+# balance the halves below; a session not listed counts one minute.
+MINUTES = {"keras215": 10, "keras231": 8, "keras224": 7, "tfkeras221": 4, "keras216": 3, "keras28": 3,
+           "tfkeras221-legacy": 3, "keras3": 3, "keras224-theano": 2, "tfkeras112": 2, "tfkeras19": 2,
+           "tfkeras21": 2, "tfkeras24": 2}
+
+
+def halves(sessions):
+    """The sessions in two halves of about equal time: the longest first, each to the half
+    with less so far (the order within a half stays the given one)."""
+    load, half_of = [0, 0], {}
+    for name in sorted(sessions, key=lambda name: -MINUTES.get(name, 1)):
+        half = load.index(min(load))
+        half_of[name] = half + 1
+        load[half] += MINUTES.get(name, 1)
+    return [[name for name in sessions if half_of[name] == half] for half in (1, 2)]
 
 
 def _compat_slice():
@@ -110,22 +129,29 @@ def _compat_slice():
     return "compat-" + COMPAT[int(commit, 16) % len(COMPAT)]
 
 
+# KBP_SHARD=1 or 2: only that half of the test sessions (and one compat session), no
+# benchmarks.  .ci/run runs both halves at once (one per core), then the quick benchmarks alone.
+_shard = os.environ.get("KBP_SHARD")
+if _shard not in (None, "1", "2"):
+    raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
 if _shard:
-    nox.options.sessions = [name for name in TEST_SESSIONS if (name in SHARD_2) == (_shard == "2")]
-    if _shard == "1":
-        nox.options.sessions.append(_compat_slice())
+    nox.options.sessions = halves(TEST_SESSIONS + [_compat_slice()])[int(_shard) - 1]
 else:
     nox.options.sessions = TEST_SESSIONS + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
 
 
 def _install_flavour(session, flavour_session, *extra):
     python, requirements, _ = FLAVOURS[flavour_session]
-    if python == "3.6":
-        session.install("pip==21.3.1")  # the last pip for 3.6; the bundled 18.1 cannot resolve
+    _modern_pip(session, python)
     session.install(*requirements)
     if extra:
         session.install(*extra)
     session.install("-e", ".")
+
+
+def _modern_pip(session, python):
+    if python == "3.6":
+        session.install("pip==21.3.1")  # the last pip for 3.6; the bundled 18.1 cannot resolve
 
 
 def _delete_venv(session):
@@ -139,7 +165,7 @@ def _run_env(flavour_session, **extra):
 
 
 def _test_env(name):
-    stack = support.stack(name)
+    stack = STACKS[name]
     return _run_env(name, KBP_EXPECT_FLAVOURS=stack.flavours, KBP_EXPECT_UNSUPPORTED=stack.unsupported,
                     PYTHONHASHSEED="0", KBP_EXPECT_ZOOS="1" if name in ZOOS else "0",
                     KBP_EXPECT_HOROVOD="1" if name in HOROVOD else "0",
@@ -179,8 +205,7 @@ def _downloaded(session, requirements):
     return found
 
 
-def _flavour_session(name, python):
-    @nox.session(name=name, python=python)
+def _flavour_session(name):
     def run(session):
         try:  # the venv goes in the end, a failed install's too
             _install_flavour(session, name, *TEST_DEPS + ZOOS.get(name, []) + ENGINES.get(name, []))
@@ -200,7 +225,7 @@ def _flavour_session(name, python):
 
 
 for _name in MATRIX:
-    globals()["session_" + _name.replace("-", "_")] = _flavour_session(_name, FLAVOURS[_name][0])
+    nox.session(name=_name, python=interpreter(FLAVOURS[_name][0]))(_flavour_session(_name))
 
 # `nox -t compat`: one session per release between and around the matrix's, each running the
 # contract's fast subset and writing compat/results/<session>.json, from which the docs'
@@ -223,7 +248,6 @@ COMPAT_OUT = ".compat-ci" if _shard else "compat/results"
 
 
 def _compat_session(name):
-    @nox.session(name="compat-" + name, python=FLAVOURS[name][0], tags=["compat"])
     def run(session):
         os.makedirs(COMPAT_OUT, exist_ok=True)
         started, outcome, found = time.time(), "failed", {}
@@ -238,7 +262,7 @@ def _compat_session(name):
             with open(os.path.join(COMPAT_OUT, name + ".json"), "w") as handle:
                 json.dump(dict(found if outcome == "passed" else {}, session=name, tests=outcome,
                                seconds=round(time.time() - started), date=time.strftime("%Y-%m-%d"),
-                               python=session.python, requirements=FLAVOURS[name][1]),
+                               python=FLAVOURS[name][0], requirements=FLAVOURS[name][1]),
                           handle, indent=2, sort_keys=True)
                 handle.write("\n")
             _delete_venv(session)
@@ -247,7 +271,7 @@ def _compat_session(name):
 
 
 for _name in COMPAT:
-    globals()["session_compat_" + _name.replace("-", "_")] = _compat_session(_name)
+    nox.session(name="compat-" + _name, python=interpreter(FLAVOURS[_name][0]), tags=["compat"])(_compat_session(_name))
 
 
 BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where results go
@@ -256,7 +280,6 @@ BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where
 def _bench_session(mode, flavour_session, flavour, accuracy):
     out = BENCH_OUT[mode]
 
-    @nox.session(name="%s-%s" % (mode, flavour_session), python=FLAVOURS[flavour_session][0], tags=[mode])
     def run(session):
         os.makedirs(out, exist_ok=True)
         quick = ["--quick"] if mode == "quick" else []
@@ -293,19 +316,22 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
 
 
 def _report_session(mode):
-    @nox.session(name=mode + "-report", python="3.11", tags=[mode])
     def run(session):
         """summary.json, results.md and the plot; in quick mode, fail if a figure misses its target."""
-        session.install(*REPORT_DEPS)
-        session.run("python", "benchmarks/report.py", BENCH_OUT[mode], *(["--check"] if mode == "quick" else []))
+        try:
+            session.install(*REPORT_DEPS)
+            session.run("python", "benchmarks/report.py", BENCH_OUT[mode], *(["--check"] if mode == "quick" else []))
+        finally:
+            _delete_venv(session)
 
     return run
 
 
 for _mode in BENCH_OUT:
     for _name, (_flavour, _accuracy) in BENCHMARKS.items():
-        globals()["session_%s_%s" % (_mode, _name)] = _bench_session(_mode, _name, _flavour, _accuracy)
-    globals()["session_%s_report" % _mode] = _report_session(_mode)
+        nox.session(name="%s-%s" % (_mode, _name), python=interpreter(FLAVOURS[_name][0]), tags=[_mode])(
+            _bench_session(_mode, _name, _flavour, _accuracy))
+    nox.session(name=_mode + "-report", python=interpreter("3.11"), tags=[_mode])(_report_session(_mode))
 
 
 WHEEL_CHECK = ("import json, sys, importlib, keras_bn_patch\n"
@@ -316,8 +342,7 @@ WHEEL_CHECK = ("import json, sys, importlib, keras_bn_patch\n"
                "print(sys.argv[2], state)")
 
 
-def _wheel_session(extra, python, label):
-    @nox.session(name="wheel-" + extra, python=python, tags=["wheel"])
+def _wheel_session(extra, label):
     def run(session):
         dist = session.create_tmp()
         session.install("wheel")  # setup.py's bdist_wheel
@@ -335,10 +360,10 @@ def _wheel_session(extra, python, label):
 
 
 for _extra, (_python, _label) in WHEEL_EXTRAS.items():
-    globals()["session_wheel_" + _extra.replace("-", "_")] = _wheel_session(_extra, _python, _label)
+    nox.session(name="wheel-" + _extra, python=interpreter(_python), tags=["wheel"])(_wheel_session(_extra, _label))
 
 
-@nox.session(python="3.6")
+@nox.session(python=interpreter("3.6"))
 def demo(session):
     """The README's first command: the trap and the fix on the classic legacy stack (Keras 2.2.4, TF 1.13)."""
     try:
@@ -348,31 +373,39 @@ def demo(session):
         _delete_venv(session)
 
 
-@nox.session(python=["3.6", "3.13"])
-def machinery(session):
-    """The patch machinery on fake Keras modules: no TensorFlow, seconds per Python."""
-    _without_keras(session, TEST_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS, *session.posargs)
+def _machinery_session(python):
+    def run(session):
+        """The patch machinery on fake Keras modules: no TensorFlow, seconds per Python."""
+        _without_keras(session, python, TEST_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *MACHINERY_TESTS,
+                       *session.posargs)
+
+    return run
 
 
-@nox.session(python="3.11")
+for _python in MACHINERY_PYTHONS:
+    nox.session(name="machinery-" + _python, python=interpreter(_python), tags=["machinery"])(
+        _machinery_session(_python))
+
+
+@nox.session(python=interpreter("3.11"))
 def docs(session):
     """The documentation (docs/, Sphinx), warnings as errors, into docs/_build/html; its API
     reference imports the package (which imports no Keras)."""
-    _without_keras(session, DOCS_DEPS, "sphinx", "-W", "--keep-going", "-b", "html", "-q", "docs", "docs/_build/html")
+    _without_keras(session, "3.11", DOCS_DEPS, "sphinx", "-W", "--keep-going", "-b", "html", "-q", "docs",
+                   "docs/_build/html")
 
 
-@nox.session(python="3.11")
+@nox.session(python=interpreter("3.11"))
 def package(session):
     """The sdist and the wheel, built and checked (tests/test_package.py), then deleted."""
-    _without_keras(session, PACKAGE_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *PACKAGE_TESTS)
+    _without_keras(session, "3.11", PACKAGE_DEPS, "pytest", "-q", "-p", "no:cacheprovider", *PACKAGE_TESTS)
 
 
-def _without_keras(session, requirements, module, *args):
+def _without_keras(session, python, requirements, module, *args):
     """``python -m module args`` with the package and ``requirements``, and no Keras: the tests
     there test no flavour and no engine."""
     try:
-        if session.python == "3.6":
-            session.install("pip==21.3.1")
+        _modern_pip(session, python)
         session.install(*requirements)
         session.install("-e", ".")
         session.run("python", "-m", module, *args, env={"KBP_EXPECT_FLAVOURS": "", "KBP_EXPECT_ENGINES": ""})
@@ -380,8 +413,11 @@ def _without_keras(session, requirements, module, *args):
         _delete_venv(session)
 
 
-@nox.session(name="support-table", python="3.11")
+@nox.session(name="support-table", python=interpreter("3.11"))
 def support_table(session):
-    """Regenerate README's supported-versions summary from the support table (the docs' full
-    table is rendered from it and compat/results whenever they are built)."""
-    session.run("python", "compat/support_table.py")
+    """Regenerate README's supported-versions summary from the support table and the tested
+    stacks (the docs' full table is rendered from them and compat/results whenever they are built)."""
+    try:
+        session.run("python", "-m", "compat.support_table")
+    finally:
+        _delete_venv(session)

@@ -26,7 +26,6 @@ on the training data, validation accuracy, and the mean per-epoch curves.
 """
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -35,8 +34,7 @@ import numpy as np
 import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from helpers import reproducible  # noqa: E402  (shared with the tests: not part of the package)
+from determinism import reproducible
 
 ARMS = ("unpatched", "patched", "ideal")
 # The target task's preprocessing, applied to 0-1 pixels.

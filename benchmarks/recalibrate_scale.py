@@ -112,8 +112,8 @@ def run_arm(args):
         initial = model.get_weights()
 
         def statistics():
-            return [np.asarray(keras_api.get_value(api, variable), dtype="float64")
-                    for layer in layers for variable in (layer.moving_mean, layer.moving_variance)]
+            return [np.asarray(value, dtype="float64") for value in keras_api.get_values(
+                api, [variable for layer in layers for variable in (layer.moving_mean, layer.moving_variance)])]
 
         keras_bn_patch.recalibrate(model, data, verbose=0, method="layer_by_layer")
         exact = statistics()

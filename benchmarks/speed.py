@@ -50,7 +50,7 @@ def build(api, frozen, hand_built_inference=False):
     if frozen:
         for layer in backbone_layers:
             layer.trainable = False
-    model.compile(keras_api.sgd(api, 0.01), "mse")
+    model.compile(api.keras.optimizers.SGD(0.01), "mse")
     return model
 
 

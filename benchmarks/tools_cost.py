@@ -61,8 +61,8 @@ class ToolsCost(object):
         return self._times[rounds]
 
     def statistics(self):
-        return [np.asarray(keras_api.get_value(self.api, variable), dtype="float64")
-                for layer in self.layers for variable in (layer.moving_mean, layer.moving_variance)]
+        return [np.asarray(value, dtype="float64") for value in keras_api.get_values(
+            self.api, [variable for layer in self.layers for variable in (layer.moving_mean, layer.moving_variance)])]
 
     def against_exact(self):
         """({call: max difference in standard deviations}, {call: passes taken}, {call: seconds, and

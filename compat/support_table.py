@@ -1,8 +1,8 @@
 """The supported-versions tables, generated from the support table and the compat sweep.
 
-usage: python compat/support_table.py [--check]
+usage: python -m compat.support_table [--check]   (from the repository's root)
 
-``table()``: every stack of keras_bn_patch/core/support.py (pins, Python), with the state the
+``table()``: every stack of compat/stacks.py (pins, Python), with the state the
 last compat sweep measured for it (compat/results/<session>.json) or, for the stacks of the CI
 matrix, that every CI run tests them; the docs' reference page renders it when they are built.
 ``summary()``: a row per flavour, for README's block between the markers, which this script
@@ -14,13 +14,16 @@ import json
 import os
 import sys
 
+from compat import stacks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.rst")
 START, END = ".. supported-versions-start\n", ".. supported-versions-end\n"
 
 
 def support():
-    """The support table, loaded by path (importing the package would install the patch)."""
+    """The package's support table (each flavour's name and range), loaded by path: importing
+    the package would install the patch, and this runs where wrapt is not installed."""
     spec = importlib.util.spec_from_file_location(
         "support", os.path.join(ROOT, "keras_bn_patch", "core", "support.py"))
     module = importlib.util.module_from_spec(spec)
@@ -50,15 +53,15 @@ def state(stack, result):
 
 
 def table():
-    table_support, measured = support(), results()
+    measured = results()
     rows = []
-    for stack in table_support.STACKS:
+    for stack in stacks.STACKS:
         env = " ".join("``%s=%s``" % item for item in sorted(stack.env.items()))
         rows.append((stack.shows, stack.python, " ".join(stack.requirements) + (" " + env if env else ""),
                      state(stack, measured.get(stack.session))))
     lines = _grid(("Keras", "Python", "pins (pip)", "tested"), rows)
     lines += ["", "Not supported:", ""]
-    lines += ["- %s: %s." % (what, why) for what, why in table_support.UNSUPPORTED]
+    lines += ["- %s: %s." % (what, why) for what, why in stacks.UNSUPPORTED]
     return "\n".join(lines) + "\n"
 
 
@@ -71,12 +74,11 @@ def _grid(headers, rows):
 
 
 def summary():
-    table_support = support()
     rows = []
-    for flavour in table_support.FLAVOURS:
-        stacks = [stack for stack in table_support.STACKS if flavour.name in stack.flavours.split(",")]
-        every = sum(stack.role == "matrix" for stack in stacks)
-        rows.append(("``%s``" % flavour.name, flavour.what, "%d (%d in every CI run)" % (len(stacks), every)))
+    for flavour in support().FLAVOURS:
+        tested = [stack for stack in stacks.STACKS if flavour.name in stack.flavours.split(",")]
+        every = sum(stack.role == "matrix" for stack in tested)
+        rows.append(("``%s``" % flavour.name, flavour.what, "%d (%d in every CI run)" % (len(tested), every)))
     lines = _grid(("status() name", "what", "stacks tested"), rows)
     return "\n".join(lines) + "\n"
 

@@ -2,7 +2,6 @@
 errors).  Two pages are generated from the code at build time, so they cannot drift: the command
 line's reference (from its argparse parser) and the supported-versions table (from the support
 table and the compat sweep's results)."""
-import importlib.util
 import os
 import sys
 
@@ -21,13 +20,6 @@ exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = []
 nitpicky = False
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class CommandLine(Directive):
@@ -53,7 +45,8 @@ class SupportTable(Directive):
     """Every tested stack, its pins and how it is tested; then what is not supported."""
 
     def run(self):
-        table = _load("support_table", os.path.join("compat", "support_table.py")).table()
+        from compat import support_table
+        table = support_table.table()
         lines = table.splitlines()
         self.state_machine.insert_input(lines, "support table")
         return []

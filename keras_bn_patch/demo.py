@@ -28,7 +28,7 @@ def glorot(rng, shape):
 
 
 def _moving_statistics(api, bn_layers):
-    return [keras_api.get_value(api, w) for layer in bn_layers for w in (layer.moving_mean, layer.moving_variance)]
+    return keras_api.get_values(api, [w for layer in bn_layers for w in (layer.moving_mean, layer.moving_variance)])
 
 
 def accuracy_key(history):
@@ -57,7 +57,7 @@ class Setup(object):
         pretrain = models.Model(inputs, layers.Dense(2, activation="softmax", name="source_head")(hidden))
         # Glorot-uniform kernels from NumPy: the same start in every flavour and every run.
         pretrain.set_weights([glorot(rng, w.shape) if w.ndim == 2 else w for w in pretrain.get_weights()])
-        pretrain.compile(keras_api.sgd(api, 0.1), "categorical_crossentropy", metrics=["accuracy"])
+        pretrain.compile(api.keras.optimizers.SGD(0.1), "categorical_crossentropy", metrics=["accuracy"])
         out("Pretraining the backbone on the source data (%s %s)..." % (api.name, api.version))
         pretrain.fit(x_source, y_source, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False)
         self.pretrained = self.backbone.get_weights()
@@ -77,7 +77,7 @@ class Setup(object):
 
     def fine_tune(self, api, epochs=5, verbose=0):
         """Fine-tune the head from the current weights, as the switch now says; returns fit's history."""
-        self.model.compile(keras_api.sgd(api, 0.01), "categorical_crossentropy", metrics=["accuracy"])
+        self.model.compile(api.keras.optimizers.SGD(0.01), "categorical_crossentropy", metrics=["accuracy"])
         return self.model.fit(self.x, self.y, epochs=epochs, batch_size=32, verbose=verbose, shuffle=False).history
 
 

@@ -1,7 +1,9 @@
-"""What the tests, the scripts they run in fresh interpreters and the benchmarks share.
+"""What the tests and the scripts they run in fresh interpreters share.
 
-Imports no Keras: each helper takes the ``api`` (``keras_bn_patch.tools.keras_api.load``)
-of the flavour under test.
+Imports no Keras and not the package: each helper takes the ``api``
+(``keras_bn_patch.tools.keras_api.load``) of the flavour under test.  The tests find it, and
+benchmarks/ (``pythonpath`` in setup.cfg), as pytest puts them on ``sys.path``; the scripts'
+interpreters get the same folders on ``PYTHONPATH`` (``with_test_path``).
 """
 import json
 import os
@@ -10,7 +12,10 @@ import sys
 
 import numpy as np
 
+from determinism import reproducible  # noqa: F401  (benchmarks/: the scripts' and the benchmarks')
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
+BENCHMARKS = os.path.join(os.path.dirname(TESTS), "benchmarks")
 SCRIPTS = os.path.join(TESTS, "scripts")  # the programs tests run in fresh interpreters
 
 RNG = np.random.RandomState(42)
@@ -19,11 +24,18 @@ Y = np.eye(2, dtype="float32")[RNG.randint(0, 2, 32)]
 X_SOURCE = RNG.normal(size=(32, 8)).astype("float32")  # pretraining data: other statistics
 
 
+def with_test_path(environment):
+    """``environment`` with tests/ and benchmarks/ first on PYTHONPATH: a script run in it
+    imports these helpers as the tests do."""
+    path = [TESTS, BENCHMARKS] + [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    return dict(environment, PYTHONPATH=os.pathsep.join(path))
+
+
 def plain_environment(**extra):
     """This process's environment without the start-up path that ``import keras_bn_patch`` puts
     on PYTHONPATH (the tests import it): a child started with it begins as a user's plain one."""
     from keras_bn_patch.children import without_startup
-    return without_startup(dict(os.environ, **extra))
+    return with_test_path(without_startup(dict(os.environ, **extra)))
 
 
 def run_python(code, *args, env=None, check=True):
@@ -48,8 +60,19 @@ def scalar(value):
 
 
 def moving_stats(api, layers):
-    from keras_bn_patch.tools.keras_api import get_value  # imported late: see scripts/plain_run.py
     return [get_value(api, w).copy() for layer in layers for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def get_value(api, variable):
+    """A variable's value in any flavour (Keras 3 has no batch_get_value)."""
+    if api.name == "keras3":
+        return variable.numpy()
+    return api.keras.backend.batch_get_value([variable])[0]
+
+
+def sgd(api, learning_rate):
+    """An SGD optimizer in any flavour (its first positional argument is the rate in all)."""
+    return api.keras.optimizers.SGD(learning_rate)
 
 
 def train_minus_test_loss(model, x=X, y=Y):
@@ -126,29 +149,6 @@ def read_expected(directory):
                 [expected["weight%d" % i] for i in range(count)], json.loads(str(expected["loaded_as"])))
 
 
-def reproducible(api):
-    """Make TensorFlow repeat a run bit for bit in this process; call again after clear_session().
-
-    One thread: multi-threaded CPU kernels sum in a varying order.  Resource variables
-    (TF 1 graph mode): reads of reference variables alias their buffer, and Keras
-    2.1/2.2 do not order the optimizer's writes after the backward pass's reads, so
-    plain Keras itself varies from run to run (seen: 2 of 6 runs on TF 1.13).  TF 1.5
-    cannot switch ``tf.Variable`` to resource variables: there the race remains.
-    """
-    if api.name == "keras" and api.keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
-    if not api.eager and hasattr(tf.get_variable_scope(), "set_use_resource"):
-        tf.get_variable_scope().set_use_resource(True)
-    if not api.eager and api.name in ("keras", "tf.keras"):  # graph mode: Keras's own session
-        v1 = getattr(getattr(tf, "compat", None), "v1", tf)
-        config = v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        api.keras.backend.set_session(v1.Session(config=config))
-    elif tf.config.threading.get_intra_op_parallelism_threads() != 1:  # fixed once the runtime runs
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-
-
 def small_resnet(api):
     """One residual block with BN; dense on Theano, which cannot compile convolutions without
     a C++ compiler (as on CI)."""
@@ -168,7 +168,6 @@ def small_resnet(api):
 def statistics(api, model):
     """Every BN layer's moving mean and variance, in float64, in the model's order."""
     from keras_bn_patch.tools.diagnose import bn_layers
-    from keras_bn_patch.tools.keras_api import get_value
     return [np.asarray(get_value(api, variable), dtype="float64") for _, layer, _ in bn_layers(model)
             for variable in (layer.moving_mean, layer.moving_variance)]
 

@@ -12,7 +12,7 @@ import pytest
 import keras_bn_patch
 from keras_bn_patch.core import support
 from keras_bn_patch.tools import keras_api
-from helpers import X, X_SOURCE, Y, moving_stats, scalar, train_minus_test_loss
+from helpers import X, X_SOURCE, Y, moving_stats, scalar, sgd, train_minus_test_loss
 
 SEQUENCES = np.stack([X, X[::-1], X * 0.5], axis=1)  # (32, 3, 8): three steps a sample
 SEQUENCES_SOURCE = np.stack([X_SOURCE] * 3, axis=1)
@@ -30,7 +30,7 @@ def build_backbone(api, prefix):
 def head_on(api, inputs, tensor, prefix):
     output = api.keras.layers.Dense(2, name=prefix + "_head")(tensor)  # linear + MSE: sensitive to BN
     model = api.keras.models.Model(inputs, output)
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     return model
 
 
@@ -38,11 +38,11 @@ def assert_held(api, model, bn_layers, unpatched_gap_expected=True, x=X):
     """Frozen BN behaves frozen in `model`: train loss == test loss, statistics bit-identical."""
     assert abs(train_minus_test_loss(model, x)) < 1e-5
     before = moving_stats(api, bn_layers)
-    model.compile(keras_api.sgd(api, 1e-4), "mse")
+    model.compile(sgd(api, 1e-4), "mse")
     model.fit(x, Y, epochs=2, batch_size=8, verbose=0)
     for b, a in zip(before, moving_stats(api, bn_layers)):
         assert np.array_equal(a, b)
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     with keras_bn_patch.disabled():
         gap = abs(train_minus_test_loss(model, x))
     if api.name == "keras3":
@@ -54,7 +54,7 @@ def assert_held(api, model, bn_layers, unpatched_gap_expected=True, x=X):
 
 def test_frozen_after_build_head_on_existing_tensors(api):
     base = build_backbone(api, "base")
-    base.compile(keras_api.sgd(api, 0.1), "mse")
+    base.compile(sgd(api, 0.1), "mse")
     base.fit(X_SOURCE, np.zeros((32, 16), "float32"), epochs=1, verbose=0)  # built, called, trained
     for layer in base.layers:
         layer.trainable = False
@@ -150,7 +150,7 @@ def test_wrapped_layer_frozen_after_build(api):
     wrapper = layers.TimeDistributed(api.bn(name="td_bn_inner"), name="td_bn")
     features = layers.Flatten(name="td_features")(wrapper(hidden))
     base = api.keras.models.Model(inputs, features)
-    base.compile(keras_api.sgd(api, 0.1), "mse")
+    base.compile(sgd(api, 0.1), "mse")
     base.fit(SEQUENCES_SOURCE, np.zeros((32, 48), "float32"), epochs=1, verbose=0)
     for layer in base.layers:
         layer.trainable = False
@@ -288,7 +288,7 @@ def test_trainable_batchnorm_still_learns_its_statistics(api):
     bn = base.get_layer("live_bn")
     before = moving_stats(api, [bn])
     assert abs(train_minus_test_loss(model)) > 0.1  # batch statistics in training
-    model.compile(keras_api.sgd(api, 1e-4), "mse")
+    model.compile(sgd(api, 1e-4), "mse")
     model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
     assert all(not np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn])))
 

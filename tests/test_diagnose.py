@@ -11,15 +11,14 @@ import pytest
 import keras_bn_patch
 import keras_bn_patch.tools.diagnose
 from keras_bn_patch import demo as _demo
-from keras_bn_patch.tools import keras_api
-from helpers import largest_difference, run_python, save_every_format, small_resnet, statistics
+from helpers import get_value, largest_difference, run_python, save_every_format, sgd, small_resnet, statistics
 
 RNG = np.random.RandomState(7)
 X = (RNG.normal(size=(200, 8)) * 3 + 5).astype("float32")  # far from the initial moving stats (0, 1)
 
 
 def value(api, variable):
-    return np.asarray(keras_api.get_value(api, variable), dtype="float64")
+    return np.asarray(get_value(api, variable), dtype="float64")
 
 
 def nested_model(api):
@@ -529,7 +528,7 @@ def test_cli_usage_errors_exit_2(api, tmp_path):
     usage = run_python(*args, check=False)
     assert usage.returncode == 2 and "--data" in usage.stderr
     model, _ = nested_model(api)
-    model.compile(keras_api.sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
+    model.compile(sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
     model.save(str(tmp_path / "model.h5"))
     wrong_kind = run_python(*args + [str(tmp_path / "model.h5"), "--data", str(tmp_path / "model.h5")], check=False)
     assert wrong_kind.returncode == 2 and "--data must be a .npy file" in wrong_kind.stderr
@@ -553,7 +552,7 @@ def test_cli_usage_errors_exit_2(api, tmp_path):
 def test_cli_healthy_model_exits_0_and_status_prints(api, tmp_path):
     model, _ = nested_model(api)
     keras_bn_patch.recalibrate(model, X, verbose=0)
-    model.compile(keras_api.sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
+    model.compile(sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
     np.savez(str(tmp_path / "data.npz"), x=X, y=np.zeros(200))
     for name, path in save_every_format(api, model, tmp_path):
         process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "data.npz"),

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import TESTS, script
+from helpers import TESTS, script, with_test_path
 
 
 def test_two_ranks_hold_the_frozen_layer_and_agree(api, tmp_path):
@@ -41,6 +41,6 @@ def run_ranks(api, count, out_dir):
     command = ["mpirun", "--allow-run-as-root", "-np", str(count), sys.executable, script("horovod_run.py"),
                api.name, str(out_dir)]
     process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                             cwd=TESTS, timeout=600)
+                             cwd=TESTS, env=with_test_path(dict(os.environ)), timeout=600)
     assert process.returncode == 0, process.stdout[-4000:]
     return [json.loads((out_dir / ("rank-%d.json" % rank)).read_text()) for rank in range(count)]

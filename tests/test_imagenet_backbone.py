@@ -7,15 +7,11 @@ The wheels are downloaded by the keras224 session (noxfile: IMAGENET_WHEELS), wh
 in KBP_IMAGENET_WHEELS; elsewhere these tests are skipped, saying so.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import TESTS
-
-sys.path.insert(0, os.path.join(TESTS, "..", "benchmarks"))
-import imagenet_backbone  # noqa: E402
+import imagenet_backbone
 
 
 def wheels():

@@ -4,8 +4,7 @@ import resource
 import numpy as np
 
 import keras_bn_patch
-from keras_bn_patch.tools import keras_api
-from helpers import frozen_model as small_frozen_model, moving_stats, scalar, tf1_session
+from helpers import frozen_model as small_frozen_model, moving_stats, scalar, sgd, tf1_session
 
 RNG = np.random.RandomState(5)
 STEPS = 30  # per thread / task: 240 steps by threads and 240 by tasks, each in its toggled block
@@ -13,7 +12,7 @@ STEPS = 30  # per thread / task: 240 steps by threads and 240 by tasks, each in 
 
 def frozen_model(api, learning_rate, **bn_options):
     model, bn = small_frozen_model(api, name="long_bn", width=8, **bn_options)
-    model.compile(keras_api.sgd(api, learning_rate), "mse")
+    model.compile(sgd(api, learning_rate), "mse")
     return model, bn
 
 

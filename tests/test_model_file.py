@@ -6,8 +6,7 @@ import os
 
 import numpy as np
 
-from keras_bn_patch.tools import keras_api
-from helpers import X, run_python, save_every_format
+from helpers import X, run_python, save_every_format, sgd
 
 # A lambda: Keras 3 stores only a lambda's code (a named function by name); Keras 2 either.
 WRITES_A_FILE = "writes_a_file = lambda x: (open(%r, 'w').write('ran'), x)[1]\n"
@@ -21,7 +20,7 @@ def lambda_model(api, marker):
     hidden = api.bn(name="bn")(layers.Dense(16)(inputs))
     outputs = layers.Dense(2)(layers.Lambda(namespace["writes_a_file"], name="side_effect")(hidden))
     model = api.keras.models.Model(inputs, outputs)
-    model.compile(keras_api.sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
+    model.compile(sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
     return model
 
 
@@ -65,7 +64,7 @@ def test_a_class_keras_does_not_define_is_refused_unless_trusted(api, tmp_path):
     layers = api.keras.layers
     inputs = layers.Input((8,))
     model = api.keras.models.Model(inputs, layers.Dense(2)(Doubled(name="doubled")(inputs)))
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     path = str(tmp_path / ("model.keras" if api.name == "keras3" else "model.h5"))
     model.save(path)
     np.save(str(tmp_path / "x.npy"), X)
@@ -96,7 +95,7 @@ def test_the_flavours_own_classes_are_not_refused(api, tmp_path):
     for index, cls in enumerate(own):
         hidden = cls(**({"units": 8} if cls is layers.Dense else {}), name="own_%d" % index)(hidden)
     model = api.keras.models.Model(inputs, hidden)
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     path = str(tmp_path / ("model.keras" if api.name == "keras3" else "model.h5"))
     model.save(path)
     assert model_file.untrusted_layers(path, api) == []

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch.tools import keras_api
-from helpers import moving_stats, train_minus_test_loss
+from helpers import moving_stats, sgd, train_minus_test_loss
 
 RNG = np.random.RandomState(11)
 X = (RNG.uniform(0, 255, size=(16, 32, 32, 3))).astype("float32")  # raw pixels: far from (0, 1)
@@ -46,7 +45,7 @@ def test_a_frozen_zoo_backbone_stays_frozen(api, build):
     features = base.outputs[-1]
     output = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(features))
     model = models.Model(base.inputs, output)
-    model.compile(keras_api.sgd(api, 1e-4), "categorical_crossentropy")
+    model.compile(sgd(api, 1e-4), "categorical_crossentropy")
 
     held = train_minus_test_loss(model, X, Y)
     with keras_bn_patch.disabled():

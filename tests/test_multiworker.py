@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import TESTS, script
+from helpers import TESTS, script, with_test_path
 
 from keras_bn_patch.core.versions import version_tuple
 
@@ -46,7 +46,7 @@ def run_workers(api, count):
     ports = [free_port() for _ in range(count)]
     workers = [subprocess.Popen([sys.executable, script("multiworker_run.py"), api.name, str(index)] + ports,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                cwd=TESTS, env=dict(os.environ))
+                                cwd=TESTS, env=with_test_path(dict(os.environ)))
                for index in range(count)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (out, err) in zip(workers, outputs):

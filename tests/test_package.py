@@ -38,7 +38,8 @@ def test_the_sdist_holds_the_project(dists):
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for needed in ("LICENSE", "CHANGELOG.rst", "README.rst", "setup.cfg", "setup.py",
-                   "noxfile.py", "tests/conftest.py", "tests/test_contract.py", "tests/scripts/engine_run.py",
+                   "noxfile.py", "compat/stacks.py", "tests/conftest.py", "tests/test_contract.py",
+                   "tests/scripts/engine_run.py", "benchmarks/determinism.py",
                    "docs/conf.py", "docs/index.rst", "keras_bn_patch_startup.py",
                    "keras_bn_patch/startup/sitecustomize.py"):
         assert needed in names, needed

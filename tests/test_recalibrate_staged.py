@@ -9,8 +9,7 @@ import pytest
 
 import keras_bn_patch
 from keras_bn_patch import demo as _demo
-from keras_bn_patch.tools.keras_api import get_value
-from helpers import largest_difference, small_resnet, statistics
+from helpers import get_value, largest_difference, small_resnet, statistics
 
 RNG = np.random.RandomState(3)
 IMAGES = RNG.uniform(0, 255, size=(40, 12, 12, 3)).astype("float32")

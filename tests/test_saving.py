@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from keras_bn_patch.core.versions import version_tuple
-from keras_bn_patch.tools import keras_api
-from helpers import (X, Y, formats, frozen_model, load, moving_stats, read_expected, run_python, same_arrays,
+from helpers import (X, Y, sgd, formats, frozen_model, load, moving_stats, read_expected, run_python, same_arrays,
                      save_every_format, script, train_minus_test_loss, write_expected)
 
 UNPATCHED = script("unpatched_process.py")
@@ -25,7 +24,7 @@ NO_PATCH = {"KERAS_BN_PATCH": "0"}  # the import installs nothing: plain Keras
 @pytest.fixture
 def fine_tuned(api):
     model, _ = frozen_model(api, name="saved_bn")
-    model.compile(keras_api.sgd(api, 1e-4), "mse")
+    model.compile(sgd(api, 1e-4), "mse")
     model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
     return model
 
@@ -51,7 +50,7 @@ def assert_loaded_as_saved(api, loaded, name, x, predictions, weights):
         assert version_tuple(api.version)[:2] in ((2, 0), (2, 1)), type(bn)
         return
     bn.trainable = False
-    loaded.compile(keras_api.sgd(api, 0.0), "mse")
+    loaded.compile(sgd(api, 0.0), "mse")
     before = moving_stats(api, [bn])
     assert abs(train_minus_test_loss(loaded)) < 1e-5, name
     assert all(np.array_equal(a, b) for a, b in zip(before, moving_stats(api, [bn]))), name

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from helpers import X, Y, frozen_model, moving_stats, tf1_session, train_minus_test_loss
-from keras_bn_patch.tools import keras_api
+from helpers import X, Y, frozen_model, moving_stats, sgd, tf1_session, train_minus_test_loss
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def compiled(api):
     if session is None:
         pytest.skip("no TF 1 session in %s %s (eager or Theano): nothing to re-initialise" % (api.name, api.version))
     model, bn = frozen_model(api, name="session_bn")
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     assert abs(train_minus_test_loss(model)) < 1e-5  # held in the session it was built in
     import tensorflow as tf
     v1 = getattr(getattr(tf, "compat", None), "v1", tf)  # TF 1.5 has no tf.compat.v1

@@ -3,15 +3,12 @@ before CI fails, and a real 20% slowdown still fails.  Runs on the recorded figu
 the committed benchmark run, with the slowdown or the disturbance injected."""
 import json
 import os
-import sys
 
 import pytest
 
+import gate
+import report
 from helpers import TESTS
-
-sys.path.insert(0, os.path.join(TESTS, "..", "benchmarks"))
-import gate  # noqa: E402
-import report  # noqa: E402
 
 RESULTS = os.path.join(TESTS, "..", "benchmarks", "results")
 

@@ -1,12 +1,12 @@
-"""Versions live in one place: the support table.  What is generated from it stays generated."""
+"""Versions live in one place each: the package's support table (what is fixed, where) and the
+tested stacks (compat/stacks.py: what CI installs).  What is generated from them stays generated."""
 import os
-import sys
 
+from compat import stacks, support_table
 from helpers import TESTS
+from keras_bn_patch.core import support
 
 ROOT = os.path.dirname(TESTS)
-sys.path.insert(0, os.path.join(ROOT, "compat"))
-import support_table  # noqa: E402
 
 
 def test_readme_summary_is_generated_from_the_support_table():
@@ -16,19 +16,17 @@ def test_readme_summary_is_generated_from_the_support_table():
 
 
 def test_the_noxfile_and_the_cli_take_their_stacks_and_flavours_from_the_table():
-    support = support_table.support()
     from keras_bn_patch.__main__ import FLAVOURS as cli_choices
     assert tuple(cli_choices) == support.FLAVOUR_NAMES
     with open(os.path.join(ROOT, "noxfile.py")) as handle:
         noxfile = handle.read()
-    assert "for stack in support.STACKS}" in noxfile
-    for stack in support.STACKS:  # no pin written twice
+    assert "for stack in stacks.STACKS}" in noxfile
+    for stack in stacks.STACKS:  # no pin written twice
         for requirement in stack.requirements:
             assert '"%s"' % requirement not in noxfile, requirement
 
 
 def test_every_stack_names_a_flavour_or_an_expected_unsupported_label():
-    support = support_table.support()
-    for stack in support.STACKS:
+    for stack in stacks.STACKS:
         named = [name for name in stack.flavours.split(",") + stack.unsupported.split(",") if name]
         assert named and all(name in support.FLAVOUR_NAMES for name in named), stack

@@ -1,6 +1,6 @@
 """Find the Keras a script would use, and the BatchNormalization class this package fixes there.
 
-Used by the demo, diagnose tooling and the tests.  Imports Keras only when called.
+Used by the demo, the tools, the tests and the benchmarks.  Imports Keras only when called.
 """
 import os
 import sys
@@ -78,15 +78,6 @@ def for_model(model):
         return load(name)
     raise TypeError("model must be a Keras Model (functional, Sequential or subclassed), got %s"
                     % type(model).__name__)
-
-
-def sgd(api, learning_rate):
-    """An SGD optimizer in any flavour (its first positional argument is the rate in all)."""
-    return api.keras.optimizers.SGD(learning_rate)
-
-
-def get_value(api, variable):
-    return get_values(api, [variable])[0]
 
 
 def get_values(api, variables):

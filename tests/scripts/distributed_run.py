@@ -14,6 +14,7 @@ config(tf.config.list_physical_devices("CPU")[0] if hasattr(tf.config, "list_phy
 
 import keras_bn_patch  # noqa: E402
 from keras_bn_patch.tools import keras_api  # noqa: E402
+from helpers import get_value, sgd  # noqa: E402
 
 api = keras_api.load(sys.argv[1])
 precision = sys.argv[2] if len(sys.argv) > 2 else "float32"
@@ -40,15 +41,15 @@ def build():
 def run(strategy):
     with strategy.scope():
         model, bn = build()
-        model.compile(keras_api.sgd(api, 0.0), "mse")
+        model.compile(sgd(api, 0.0), "mse")
     held_gap = float(abs(np.ravel(model.train_on_batch(x, y))[0] - np.ravel(model.test_on_batch(x, y))[0]))
     with keras_bn_patch.disabled():
         plain_gap = float(abs(np.ravel(model.train_on_batch(x, y))[0] - np.ravel(model.test_on_batch(x, y))[0]))
     with strategy.scope():
-        model.compile(keras_api.sgd(api, 0.001), "mse")
-    stats = [keras_api.get_value(api, w).copy() for w in (bn.moving_mean, bn.moving_variance)]
+        model.compile(sgd(api, 0.001), "mse")
+    stats = [get_value(api, w).copy() for w in (bn.moving_mean, bn.moving_variance)]
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
-    moved = max(float(np.abs(keras_api.get_value(api, w) - s).max())
+    moved = max(float(np.abs(get_value(api, w) - s).max())
                 for w, s in zip((bn.moving_mean, bn.moving_variance), stats))
     return {"held_gap": held_gap, "plain_gap": plain_gap, "stats_moved": moved,
             "weights": [w.tolist() for w in model.get_weights()],

@@ -11,8 +11,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import X, frozen_model  # noqa: E402
+from helpers import X, frozen_model, sgd  # noqa: E402
 
 import keras_bn_patch  # noqa: E402,F401  (installs unless KERAS_BN_PATCH=0)
 from keras_bn_patch.tools import keras_api  # noqa: E402
@@ -21,7 +20,7 @@ api = keras_api.load("tf.keras")
 tf = __import__("tensorflow")
 v1 = getattr(tf.compat, "v1", tf)  # TF < 1.13: its names are at the top
 model, bn = frozen_model(api, name="estimator_bn")
-model.compile(keras_api.sgd(api, 0.0), "mse")
+model.compile(sgd(api, 0.0), "mse")
 y = np.random.RandomState(3).normal(size=(32, 2)).astype("float32")
 directory = sys.argv[1]
 estimator = tf.keras.estimator.model_to_estimator(

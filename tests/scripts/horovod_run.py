@@ -14,8 +14,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import frozen_model  # noqa: E402
+from helpers import frozen_model, get_value, sgd  # noqa: E402
 
 import keras_bn_patch  # noqa: E402,F401  (installs)
 from keras_bn_patch.tools import keras_api  # noqa: E402
@@ -42,19 +41,19 @@ model.set_weights([(start.normal(size=w.shape) * 0.1).astype("float32") if w.ndi
 
 
 def fit(learning_rate, epochs):
-    model.compile(hvd.DistributedOptimizer(keras_api.sgd(api, learning_rate)), "mse")
+    model.compile(hvd.DistributedOptimizer(sgd(api, learning_rate)), "mse")
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
                         callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
     return history.history["loss"][-1]
 
 
-before = [keras_api.get_value(api, bn.moving_mean).copy(), keras_api.get_value(api, bn.moving_variance).copy()]
+before = [get_value(api, bn.moving_mean).copy(), get_value(api, bn.moving_variance).copy()]
 fit(0.0, 1)  # the broadcast (after the first batch in some Horovod releases)
 start_weights = model.get_weights()
 fit_loss = fit(0.0, 1)
 evaluate_loss = model.evaluate(x, y, batch_size=batch_size, verbose=0)
 fit(0.001, 2)
-after = [keras_api.get_value(api, bn.moving_mean), keras_api.get_value(api, bn.moving_variance)]
+after = [get_value(api, bn.moving_mean), get_value(api, bn.moving_variance)]
 with open(os.path.join(out_dir, "rank-%d.json" % rank), "w") as handle:
     json.dump({"fit": float(fit_loss), "evaluate": float(np.ravel(evaluate_loss)[0]),
                "statistics_kept": all(np.array_equal(a, b) for a, b in zip(before, after)),

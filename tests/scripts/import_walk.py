@@ -60,6 +60,7 @@ def check(step):
 def held():
     """Whether a frozen BN layer trains on its moving statistics (loss as in inference)."""
     import numpy as np  # here: the fake Keras walks stay fast without it
+    from helpers import sgd
     from keras_bn_patch.tools import keras_api
     api = keras_api.load(setup["flavour"])
     layers = api.keras.layers
@@ -67,7 +68,7 @@ def held():
     bn = api.bn()
     model = api.keras.models.Model(inputs, bn(inputs))
     bn.trainable = False
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     x = (np.random.RandomState(0).normal(size=(8, 4)) * 3 + 5).astype("float32")
     y = np.zeros((8, 4), "float32")
     inference = float(np.ravel(model.test_on_batch(x, y))[0])

@@ -11,8 +11,7 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import X, X_SOURCE, Y, train_minus_test_loss  # noqa: E402
+from helpers import X, X_SOURCE, Y, sgd, train_minus_test_loss  # noqa: E402
 
 os.environ["KERAS_BN_PATCH"] = "0"  # keras_api is imported below without installing anything
 from keras_bn_patch.tools import keras_api  # noqa: E402
@@ -22,7 +21,7 @@ layers = api.keras.layers
 inputs = layers.Input((8,))
 hidden = layers.Activation("relu", name="late_relu")(api.bn(name="late_bn")(layers.Dense(16)(inputs)))
 base = api.keras.models.Model(inputs, hidden)
-base.compile(keras_api.sgd(api, 0.1), "mse")
+base.compile(sgd(api, 0.1), "mse")
 base.fit(X_SOURCE, np.zeros((32, 16), "float32"), epochs=1, verbose=0)
 
 with warnings.catch_warnings(record=True) as caught:
@@ -32,7 +31,7 @@ with warnings.catch_warnings(record=True) as caught:
     for layer in base.layers:
         layer.trainable = False
     model = api.keras.models.Model(base.inputs, layers.Dense(2)(base.get_layer("late_relu").output))
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     gap = train_minus_test_loss(model, X, Y)
 with keras_bn_patch.disabled():
     unpatched_gap = train_minus_test_loss(model, X, Y)

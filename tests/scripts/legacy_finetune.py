@@ -14,7 +14,6 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from helpers import X, X_SOURCE, Y, train_minus_test_loss  # noqa: E402
 
 

@@ -16,8 +16,7 @@ if len(sys.argv) > 2:
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import frozen_model  # noqa: E402
+from helpers import frozen_model, get_value, sgd  # noqa: E402
 
 import keras_bn_patch  # noqa: E402,F401  (installs)
 from keras_bn_patch.tools import keras_api  # noqa: E402
@@ -42,20 +41,20 @@ strategy = tf.distribute.MultiWorkerMirroredStrategy() if hasattr(tf.distribute,
 with strategy.scope():
     tf.random.set_seed(1)
     model, bn = frozen_model(api, name="worker_bn")
-    model.compile(keras_api.sgd(api, 0.0), "mse")
+    model.compile(sgd(api, 0.0), "mse")
     start = np.random.RandomState(2)  # the same weights in every process, however TF initialises
     model.set_weights([(start.normal(size=w.shape) * 0.1).astype("float32") if w.ndim > 1 else w
                        for w in model.get_weights()])
 start_weights = model.get_weights()
-before = [keras_api.get_value(api, bn.moving_mean).copy(), keras_api.get_value(api, bn.moving_variance).copy()]
+before = [get_value(api, bn.moving_mean).copy(), get_value(api, bn.moving_variance).copy()]
 fit_loss = model.fit(dataset(), epochs=1, verbose=0).history["loss"][-1]
 evaluate_loss = model.evaluate(dataset(), verbose=0)
 with strategy.scope():
-    model.compile(keras_api.sgd(api, 0.001), "mse")
+    model.compile(sgd(api, 0.001), "mse")
 model.fit(dataset(), epochs=2, verbose=0)
 print(json.dumps({"fit": float(fit_loss), "evaluate": float(np.ravel(evaluate_loss)[0]),
                   "statistics_kept": all(np.array_equal(a, b) for a, b in zip(
-                      before, [keras_api.get_value(api, bn.moving_mean), keras_api.get_value(api, bn.moving_variance)])),
+                      before, [get_value(api, bn.moving_mean), get_value(api, bn.moving_variance)])),
                   "start": [w.tolist() for w in start_weights],
                   "weights": [w.tolist() for w in model.get_weights()]}))
 # TensorFlow's collective threads can abort the interpreter's teardown ("terminate called without

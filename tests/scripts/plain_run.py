@@ -14,8 +14,7 @@ import sys
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import reproducible  # noqa: E402
+from helpers import reproducible, sgd  # noqa: E402
 
 flavour, mode, out = sys.argv[1:4]
 if mode == "patched":
@@ -65,7 +64,7 @@ for variant, context in (("frozen", frozen_context), ("trainable", trainable_con
             bn.set_weights([gamma, beta, mean, np.abs(variance) + 0.5])
         if variant == "frozen":
             second.trainable = False
-        model.compile(keras_api.sgd(api, 0.01), "mse")
+        model.compile(sgd(api, 0.01), "mse")
         history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history
         dump[variant + "/loss"] = np.asarray(history["loss"])
         for index, weight in enumerate(model.get_weights()):

@@ -12,13 +12,11 @@ usage: python unpatched_process.py FLAVOUR save DIR
 test_saving.py runs it to cross the patched / unpatched boundary both ways; both
 processes build, save and load with the same helpers (tests/helpers.py).
 """
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import frozen_model, load, read_expected, same_arrays, save_every_format, write_expected  # noqa: E402
+from helpers import frozen_model, load, read_expected, same_arrays, save_every_format, sgd, write_expected  # noqa: E402
 
 
 def _main(flavour, mode, path, directory=None):
@@ -28,7 +26,7 @@ def _main(flavour, mode, path, directory=None):
         rng = np.random.RandomState(11)
         x = (rng.normal(size=(32, 8)) * 4 + 20).astype("float32")
         model, _ = frozen_model(api, name="saved_bn")
-        model.compile(keras_api.sgd(api, 1e-4), "mse")  # natively frozen BN (Keras 3) passes x ~ 20
+        model.compile(sgd(api, 1e-4), "mse")  # natively frozen BN (Keras 3) passes x ~ 20
         model.fit(x, rng.normal(size=(32, 2)).astype("float32"), epochs=2, batch_size=8, verbose=0)
         assert np.isfinite(model.predict(x)).all(), "the fine-tuned model diverged"
         layers_loaded = {name: load(api, saved).get_layer("saved_bn")
