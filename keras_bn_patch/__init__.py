@@ -37,7 +37,7 @@ def status():
     patch (so are not held), that flavour's "not_held": ["model: layer", ...]; and, where
     anything reaches the processes started from this one, "processes": {"state": ..., "reach":
     [how: the start-up path, the site switch, an engine's hook]}."""
-    report = _install.status()
+    report = _install.status_report()
     processes = _children.status()
     if processes is not None:
         report["processes"] = processes

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch.core import views as _views
+from keras_bn_patch.core import layers as _layers, registry as _registry
 from helpers import run_python, script
 
 FAKE_KERAS = {
@@ -172,11 +172,11 @@ def test_a_hook_failing_partway_undoes_what_it_patched(fake_keras, version, miss
         import keras
         original_call = vars(keras.layers.normalization.BatchNormalization)["call"]
         import keras_bn_patch, wrapt
-        from keras_bn_patch.core import patching, views
+        from keras_bn_patch.core import patching, registry
         assert vars(keras.layers.normalization.BatchNormalization)["call"] is original_call
         assert not any(isinstance(value, wrapt.FunctionWrapper) for value in vars(keras.backend).values())
         assert not any(owner.__module__.startswith("keras.layers") for owner, _ in patching._patches)
-        assert dict(views.bn_classes) == {}
+        assert registry.classes() == ()
         state = keras_bn_patch.status()["keras"]["state"]
         assert state.startswith("unsupported: error while patching keras") and "%s" in state, state
         print("OK")
@@ -301,11 +301,11 @@ class FakeModel(object):
 
 
 def test_view_follows_enclosing_models_and_all_paths(monkeypatch):
-    monkeypatch.setattr(_views, "bn_classes", {FakeBN: None})
+    monkeypatch.setattr(_registry, "_classes", {FakeBN: None})
     own, nested, shared, free = FakeBN(False), FakeBN(), FakeBN(), FakeBN()
     frozen_inner = FakeModel([nested, shared], trainable=False)
     top = FakeModel([own, frozen_inner, shared, free])
-    view = _views.compute_view(top)
+    view = _layers.view_of(top)
     assert view[own] is True  # its own trainable
     assert view[nested] is True  # an enclosing model is not trainable
     assert view[shared] is False  # also reachable through a trainable path: Keras trains it

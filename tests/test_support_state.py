@@ -20,13 +20,13 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     import keras_bn_patch
     %s
-from keras_bn_patch.core import patching, views
+from keras_bn_patch.core import patching, registry
 print(json.dumps({
     "status": keras_bn_patch.status(),
     "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)
                  and "keras_bn_patch" in str(w.message)],
     "patched": sorted("%%s.%%s" %% (getattr(owner, "__name__", owner), name) for owner, name in patching._patches),
-    "bn_classes": len(views.bn_classes)}))
+    "bn_classes": len(registry.classes())}))
 """
 
 

@@ -6,7 +6,7 @@ lives in a ContextVar, so it nests and is isolated per thread and per asyncio
 task (each thread and task starts from the process default).
 
 The switch is read when a model's ``fit``/``evaluate``/``predict``/``*_on_batch``
-starts (see ``views``), not when a graph is built: that is what lets a toggle
+starts (see ``entry``), not when a graph is built: that is what lets a toggle
 reach models compiled and functions traced before it.
 """
 import contextlib

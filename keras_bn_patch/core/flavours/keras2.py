@@ -19,9 +19,11 @@ Theano's switch evaluates both branches: nothing to save there.
 import collections
 import sys
 
-from .. import views
-from . import session_flags
+from .. import flags, held, patching, registry, status, support
 from ..context import ContextVar
+from ..versions import version_tuple
+from . import session_flags
+from .base import Flavour
 
 # The BN call being built, for the backend functions it calls: its layer, and its
 # `effective` (train with batch statistics) and `held` conditions as tensors.
@@ -33,9 +35,31 @@ def _backend():
     return sys.modules["keras.backend"]
 
 
-class Keras2Flavour(object):
+class Keras2Flavour(Flavour):
     label = "keras"
-    failed = None  # why the patch stopped on a BN call (views.falls_back), or None
+    version_of = support.KERAS2_PACKAGE
+
+    def hooks(self):
+        return [(support.KERAS2_PACKAGE, self._patch)]
+
+    def _patch(self, keras):
+        version = version_tuple(getattr(keras, "__version__", ""))
+        standalone = support.flavour("keras")
+        if version >= standalone.stop:
+            return  # keras 2.4+ is tf.keras underneath (patched by the tf.keras flavour); Keras 3: native
+        if version < standalone.first:
+            status.unsupported("keras", "keras", "keras %s has another BatchNormalization (supported: %s)"
+                               % (keras.__version__, standalone.what), package="keras")
+            return
+        module_name, class_name = support.KERAS2_BN
+        __import__(module_name)
+        backend = sys.modules[support.KERAS2_BACKEND]
+        owner = patching.patch(getattr(sys.modules[module_name], class_name), "call", self.falls_back(self._held_call))
+        registry.add(owner, self)
+        patching.patch(backend, "normalize_batch_in_training", normalize_batch_in_training)
+        if version < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
+            patching.patch(backend, "moving_average_update", moving_average_update)
+        status.patched(self)
 
     def new_flag(self, value):
         return _backend().variable(float(value), dtype="float32", name="keras_bn_patch_held")
@@ -52,8 +76,8 @@ class Keras2Flavour(object):
 
     def has_session(self, graph):
         # Keras 2.3 keeps its session in tf.keras's backend
-        return views.session_exists(graph, sys.modules.get("keras.backend.tensorflow_backend"),
-                                    sys.modules.get("tensorflow.python.keras.backend"))
+        return session_flags.session_exists(graph, sys.modules.get("keras.backend.tensorflow_backend"),
+                                            sys.modules.get("tensorflow.python.keras.backend"))
 
     def builds_graph_at_call(self):
         return True  # graph mode in every backend: a BN call builds its graph once
@@ -62,45 +86,43 @@ class Keras2Flavour(object):
         """TensorFlow's variables live in sessions; Theano's shared variables in the process."""
         return _backend().backend() == "tensorflow"
 
-    def is_native(self, layer):
-        return False  # no Keras 2.1-2.3 BN honours `trainable` by itself
+    def _held_call(self, wrapped, layer, args, kwargs):
+        """Wrapper of ``BatchNormalization.call(inputs, training=None)``."""
+        held.saw(layer)
+        training = args[1] if len(args) > 1 else kwargs.get("training")
+        if _is_static_inference(training):
+            return wrapped(*args, **kwargs)
+        K = _backend()
+        phase = K.learning_phase() if training is None else training
+        if _is_static_inference(phase):
+            return wrapped(*args, **kwargs)
+        flag = flags.flag_for(layer, self).variable
+        phase = float(phase) if isinstance(phase, (bool, int)) else K.cast(phase, "float32")
+        # Training AND NOT held, as a tensor that works in every backend's switch.
+        effective = K.greater(phase - flag, 0.5)
+        inputs = args[0] if args else kwargs["inputs"]
+        token = _building.set(_Building(layer, effective, K.greater(flag, 0.5)))
+        try:
+            output = wrapped(inputs, training=effective)
+        finally:
+            _building.reset(token)
+        if training is None:
+            # Keras tags outputs that depend on the learning phase only when it picked it
+            # itself; without the tag the model would never feed the phase to fit().
+            output._uses_learning_phase = True
+        return output
 
 
-FLAVOUR = Keras2Flavour()
+def flavours():
+    return [Keras2Flavour()]
+
+
+def natively_frozen(layer):
+    return False  # no Keras 2.1-2.3 BN honours `trainable` by itself
 
 
 def _is_static_inference(training):
     return training is False or (type(training) is int and training == 0)
-
-
-def _held_call(wrapped, layer, args, kwargs):
-    """Wrapper of ``BatchNormalization.call(inputs, training=None)``."""
-    views.saw(layer)
-    training = args[1] if len(args) > 1 else kwargs.get("training")
-    if _is_static_inference(training):
-        return wrapped(*args, **kwargs)
-    K = _backend()
-    phase = K.learning_phase() if training is None else training
-    if _is_static_inference(phase):
-        return wrapped(*args, **kwargs)
-    flag = views.flag_for(layer, FLAVOUR).variable
-    phase = float(phase) if isinstance(phase, (bool, int)) else K.cast(phase, "float32")
-    # Training AND NOT held, as a tensor that works in every backend's switch.
-    effective = K.greater(phase - flag, 0.5)
-    inputs = args[0] if args else kwargs["inputs"]
-    token = _building.set(_Building(layer, effective, K.greater(flag, 0.5)))
-    try:
-        output = wrapped(inputs, training=effective)
-    finally:
-        _building.reset(token)
-    if training is None:
-        # Keras tags outputs that depend on the learning phase only when it picked it
-        # itself; without the tag the model would never feed the phase to fit().
-        output._uses_learning_phase = True
-    return output
-
-
-bn_call = views.falls_back(FLAVOUR, _held_call)
 
 
 def moving_average_update(wrapped, instance, args, kwargs):

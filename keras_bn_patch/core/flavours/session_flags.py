@@ -7,6 +7,8 @@ large share of a small convolutional step (benchmarks/speed.py).  So each variab
 once (as Keras's ``_assign_placeholder`` / ``_assign_op``), and they run through a callable made
 once per session and set of flags.
 """
+import sys
+import threading
 import weakref
 
 from ..versions import tf_v1
@@ -40,3 +42,16 @@ def _make_assign_op(variable):
         placeholder = v1.placeholder(variable.dtype.base_dtype, shape=variable.get_shape())
         variable._assign_op = variable.assign(placeholder)
         variable._assign_placeholder = placeholder
+
+
+def session_exists(graph, *backends):
+    """Whether TF has a default session, or one of these Keras backends made its own, for
+    ``graph``: without making one (``get_session()`` would)."""
+    v1 = tf_v1(sys.modules.get("tensorflow"))
+    sessions = [v1.get_default_session()] if v1 is not None else []
+    for backend in backends:
+        session = getattr(backend, "_SESSION", None)  # a session, or a thread-local holding one
+        if isinstance(session, threading.local):
+            session = getattr(session, "session", None)
+        sessions.append(session)
+    return any(session is not None and session.graph is graph for session in sessions)

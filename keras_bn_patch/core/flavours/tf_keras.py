@@ -12,21 +12,57 @@ import contextlib
 import inspect
 import sys
 
-from .. import views
-from . import session_flags
+from .. import entry, flags, held, patching, registry, status, support
+from ..context import ContextVar
 from ..versions import tf_v1, version_tuple
+from . import keras3, session_flags
+from .base import Flavour
+
+_saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's SavedModel save (TF 2.0-2.3)
 
 
-class TfKerasFlavour(object):
-    def __init__(self, family):
+class TfKerasFlavour(Flavour):
+    """One family of the support table.  ``tensorflow_wide``: this one also brings the hooks on
+    TensorFlow itself (its version check, Keras's SavedModel save), which no family owns alone."""
+
+    def __init__(self, family, tensorflow_wide=False):
+        Flavour.__init__(self)
         self.family = family
-        self.label = family.label
+        self.label, self.version_of = family.label, family.version_of
+        self._tensorflow_wide = tensorflow_wide
         self._native_v2 = None
-        self.failed = None  # why the patch stopped on a BN call (views.falls_back), or None
         self._call_context_accessor = None  # found on first use: see _call_context
         # TF 1.4-1.12 tag a BN output as using the learning phase only when their `call` picked
         # the phase itself; untagged, the model would never feed the phase to fit().
-        self.tags_learning_phase = False
+        self._tags_learning_phase = False
+
+    def hooks(self):
+        found = [(self.family.bn_module, self._patch_bn)]
+        if self._tensorflow_wide:
+            found.insert(0, ("tensorflow", _check_tensorflow))
+            found += [(name, _patch_saved_model_save) for name in support.KERAS_SAVED_MODEL_SAVE]
+        return found
+
+    def _patch_bn(self, module):
+        family = self.family
+        names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
+        one_class, stop = support.TF_KERAS_ONE_CLASS
+        if not names and family.version_of == "tensorflow" and \
+                support.flavour("tf.keras").first <= _tensorflow_version() < stop:
+            names = [one_class]
+            self._tags_learning_phase = True
+        if not names:
+            if not keras3.is_keras3(family.version_of):  # Keras 3 is the keras3 flavour's
+                status.unsupported(family.label, family.version_of, "%s has no %s to hook (a BatchNormalization "
+                                   "this package does not know; supported: %s)" % (
+                                       module.__name__, " or ".join(support.TF_KERAS_BN_CLASSES),
+                                       support.flavour(family.label).what),
+                                   package=family.backend_module.rsplit(".", 1)[0])
+            return
+        owner = patching.patch(getattr(module, names[0]), "call", self.falls_back(self._held_call))
+        registry.add(owner, self)
+        quiet_autograph_notice()
+        status.patched(self)  # its state is known only once TF is imported
 
     def backend(self):
         return sys.modules[self.family.backend_module]
@@ -78,7 +114,7 @@ class TfKerasFlavour(object):
             session_flags.write(self.backend(), [(variable, bool(value)) for variable, value in pairs])
 
     def has_session(self, graph):
-        return views.session_exists(graph, self.backend())
+        return session_flags.session_exists(graph, self.backend())
 
     def builds_graph_at_call(self):
         """TF 1 graph mode builds a layer's graph once, when called; TF 2 traces again."""
@@ -94,9 +130,9 @@ class TfKerasFlavour(object):
         import tensorflow as tf
         return not _eager(tf)
 
-    def tracing_for_saved_model(self):
+    def _tracing_for_saved_model(self):
         """True while functions are traced for a SavedModel: they must not capture our flag."""
-        if views.saving_saved_model():
+        if _saving.get():
             return True  # TF 2.0-2.3: Keras's SavedModel save is under way
         context = self._call_context()
         if context is not None and getattr(context(), "saving", False):
@@ -126,6 +162,34 @@ class TfKerasFlavour(object):
 
     def is_native(self, layer):
         return self.native_v2() and getattr(layer, "_USE_V2_BEHAVIOR", False)
+
+
+    def _held_call(self, wrapped, layer, args, kwargs):
+        """Wrapper of ``BatchNormalizationBase.call(inputs, training=None)``."""
+        held.saw(layer)
+        if self.is_native(layer) or self._tracing_for_saved_model():
+            # A SavedModel must hold plain Keras functions: our flag is not part of the model.
+            return wrapped(*args, **kwargs)
+        given = training = args[1] if len(args) > 1 else kwargs.get("training")
+        if training is None:
+            training = self.backend().learning_phase()
+        static = _static_value(training)
+        if static is not None and not static:
+            return wrapped(*args, **kwargs)
+        import tensorflow as tf
+        flag = flags.flag_for(layer, self)
+        # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
+        # a TF 2 entry point that keeps its traces per switch: no extra ops, as fast as hand-written.
+        if _eager(tf) or (entry.traces_per_switch() and _tracing_tf_function(tf)):
+            return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
+                else wrapped(*args, **kwargs)
+        effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
+        rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
+        inputs = args[0] if args else kwargs["inputs"]
+        output = wrapped(inputs, effective, *args[2:], **rest)
+        if self._tags_learning_phase and given is None:
+            output._uses_learning_phase = True
+        return output
 
 
 def _eager(tf):
@@ -182,38 +246,49 @@ def quiet_autograph_notice():
         def filter(self, record):
             message = record.getMessage()
             return not (_AUTOGRAPH_NOTICE in message and any(
-                "%s.call of " % owner.__qualname__ in message for owner in views.bn_classes))
+                "%s.call of " % owner.__qualname__ in message for owner in registry.classes()))
 
     _notice_filter.append(PatchedCallNotice())
     logging.getLogger("tensorflow").addFilter(_notice_filter[0])
 
 
-def make_bn_call(flavour):
-    def bn_call(wrapped, layer, args, kwargs):
-        """Wrapper of ``BatchNormalizationBase.call(inputs, training=None)``."""
-        views.saw(layer)
-        if flavour.is_native(layer) or flavour.tracing_for_saved_model():
-            # A SavedModel must hold plain Keras functions: our flag is not part of the model.
-            return wrapped(*args, **kwargs)
-        given = training = args[1] if len(args) > 1 else kwargs.get("training")
-        if training is None:
-            training = flavour.backend().learning_phase()
-        static = _static_value(training)
-        if static is not None and not static:
-            return wrapped(*args, **kwargs)
-        import tensorflow as tf
-        flag = views.flag_for(layer, flavour)
-        # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
-        # a TF 2 entry point that swaps its traces on toggles: no extra ops, as fast as hand-written.
-        if _eager(tf) or (views.decides_at_trace() and _tracing_tf_function(tf)):
-            return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
-                else wrapped(*args, **kwargs)
-        effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
-        rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
-        inputs = args[0] if args else kwargs["inputs"]
-        output = wrapped(inputs, effective, *args[2:], **rest)
-        if flavour.tags_learning_phase and given is None:
-            output._uses_learning_phase = True
-        return output
+def flavours():
+    families = support.TF_KERAS_FAMILIES
+    return [TfKerasFlavour(family, tensorflow_wide=family is families[0]) for family in families]
 
-    return views.falls_back(flavour, bn_call)
+
+def natively_frozen(layer):
+    """The V2 class of the family where its TensorFlow honours `trainable` by itself."""
+    tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
+    native_from = support.TF_KERAS_FAMILIES[0].native_v2_from
+    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and bool(tf_version) and tf_version >= native_from
+
+
+def _tensorflow_version():
+    """TensorFlow's version, known while ``tensorflow`` itself is still importing (TF 1 imports
+    its Keras from ``tensorflow/__init__`` before setting ``__version__`` there)."""
+    versions = sys.modules.get("tensorflow.python.framework.versions")
+    return version_tuple(getattr(versions, "__version__", "") or status.version("tensorflow"))
+
+
+def _check_tensorflow(tf):
+    """TF older than any tf.keras the hooks know: say so, rather than nothing."""
+    version = version_tuple(getattr(tf, "__version__", ""))
+    if version and version < support.flavour("tf.keras").first:
+        status.unsupported("tf.keras", "tensorflow", "tf.keras of TensorFlow %s predates the BatchNormalization "
+                           "this package fixes (supported: %s)" % (tf.__version__, support.flavour("tf.keras").what),
+                           package="tensorflow.python.keras")
+
+
+def _patch_saved_model_save(module):
+    if hasattr(module, "save"):
+        patching.patch(module, "save", _on_saved_model_save)
+
+
+def _on_saved_model_save(wrapped, instance, args, kwargs):
+    """Wrapper of Keras's SavedModel ``save`` (TF 2.0-2.3): functions traced inside are saved."""
+    token = _saving.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _saving.reset(token)
