@@ -74,3 +74,30 @@ def distance(mean, variance, moving_mean, moving_variance, epsilon, gamma):
         "variance_ratio": float(np.exp(np.mean(np.log((variance + epsilon) / (moving_variance + epsilon))))),
         "discrepancy": float(np.sqrt(squared_difference.sum() / max(spread.sum(), 1e-12))),
     }
+
+
+def channel_axes(layer, ndim):
+    axis = layer.axis
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    return sorted(a % ndim for a in axes)
+
+
+def merge_calls(moments, measured):
+    """One batch's {layer: [calls]} (see add_call) into {layer: bn_stats.Moments}."""
+    for layer, calls in measured.items():
+        for call in calls:
+            moments[layer].add(*call)
+
+
+def add_call(calls, layer, mean, m2, shape):
+    """One call's fetched moments (see ops.Ops.moments) into ``calls[layer]``, a list of (count,
+    mean, sum of squared deviations).  Keras 2.1 builds a nested model's graph more than once
+    per call (for its masks too), so a layer can record the same input several times: each
+    value counts once."""
+    mean, m2, shape = np.asarray(mean), np.asarray(m2), np.asarray(shape)
+    axes = [a for a in range(len(shape)) if a not in channel_axes(layer, len(shape))]
+    entry = (int(np.prod([shape[a] for a in axes])), mean.ravel(), m2.ravel())
+    kept = calls.setdefault(layer, [])
+    if not any(entry[0] == other[0] and np.array_equal(entry[1], other[1]) and np.array_equal(entry[2], other[2])
+               for other in kept):
+        kept.append(entry)

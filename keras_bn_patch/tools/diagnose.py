@@ -14,7 +14,7 @@ training-mode calls, so no moving statistic moves: nothing about the model chang
 """
 import numpy as np
 
-from ..core import views as _views
+from ..core import entry as _entry, held as _held, layers as _layers
 from . import bn_stats as _bn_stats, data as _data, forward as _forward, keras_api, table as _table
 
 DEFAULT_TOLERANCE = 0.2
@@ -43,7 +43,7 @@ def _is_bn(layer):
 
 def bn_layers(model):
     """[(path, layer, frozen)] of every BN layer in ``model`` (any layer with moving statistics)."""
-    return [(path, layer, frozen) for path, layer, frozen in _views.reachable_layers(model) if _is_bn(layer)]
+    return [(path, layer, frozen) for path, layer, frozen in _layers.reachable_layers(model) if _is_bn(layer)]
 
 
 def _nodes_by_depth(layer):
@@ -164,15 +164,15 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     if not found:
         return Report([], None, tolerance)
     layers = [layer for _, layer, _ in found]
-    with _views.running(model), _forward.errors_named("running the model on x"):
-        handled_by = {layer: _views.handled_by(layer) for layer in layers}
+    with _entry.running(model), _forward.errors_named("running the model on x"):
+        handled_by = {layer: _held.handled_by(layer) for layer in layers}
         handled_by.update((layer, INFERENCE_CALL) for layer in _called_in_inference_mode(model))
         unheld = [layer for _, layer, frozen in found if not (
             frozen and handled_by[layer] in ("patched", "native") or handled_by[layer] == INFERENCE_CALL)]
         # Both passes at once: one function, and TensorFlow runs the two modes side by side.
         # With every layer held, training mode is inference mode: one pass is the whole cost.
         modes = [(layers, (), True)] + ([((), unheld, True)] if unheld else [])
-        results = _forward.Forward(api, model, layers, fused=True).measure_modes(batches, modes)
+        results = _forward.runner(api, model, layers, fused=True).measure_modes(batches, modes)
         (inference, moments), training = results[0], results[-1][0]
     values = _bn_stats.layer_values(api, layers)
     rows = []

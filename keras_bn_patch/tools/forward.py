@@ -3,36 +3,42 @@
 Each BN layer's ``call`` is shadowed on the instance while the model's graph is
 built or traced (``vars(layer)["call"]``; the class, and the patch on it, stay as
 they are).  The shadow can record per-channel moments of the layer's input
-(computed in the graph, so only a few numbers per channel and batch leave it),
-and either normalise the layer by its own batch statistics, computed here (what
-training mode does, without its moving-average updates: recalibrate's first
+(computed in the graph, so only a few numbers per channel and batch leave it;
+``ops``), and either normalise the layer by its own batch statistics, computed
+there (what training mode does, without its moving-average updates: recalibrate's
 estimate, diagnose's training-mode figure), or run the layer's own call in
 inference mode (``training=False``, so a graph flavour builds no training branch).
 This works the same for nested models, shared layers and every flavour, since
 all of them call ``layer.call``.
 
-Graph flavours (Keras 2, TF 1 tf.keras, Theano) call the model once per set of
-normalised layers on new input placeholders and build one backend function per
-list of modes (what to fetch, what to normalise); TF 2 flavours trace one
-``tf.function`` per list, calling the model once per mode in it.  Every run reads the current
-variables, so moving statistics written between passes take effect at once.
-Every other layer runs in inference mode.  A BN layer the model never calls (an
-unused branch) is never measured.
+Two runners share one interface (``Forward``; ``runner()`` picks one):
+``GraphRunner`` for graph flavours (Keras 2, TF 1 tf.keras, Theano) calls the model once
+per set of normalised layers on new input placeholders and builds one backend function per
+list of modes; ``TraceRunner`` for TF 2 flavours traces one ``tf.function`` per list,
+calling the model once per mode in it.  Every run reads the current variables, so moving
+statistics written between passes take effect at once.  Every other layer runs in
+inference mode.  A BN layer the model never calls (an unused branch) is never measured.
 """
+import collections
 import contextlib
 import logging
 
 import numpy as np
 
-from ..core import views
-from ..core.versions import tf_v1
+from ..core import layers as core_layers
 from . import bn_stats
+from . import ops
+from .ops import Ops
+
+# What a first pass over one batch found: ``order``, the BN layers in the order the model calls
+# them; ``values_per_sample``, the most values one BN layer received per sample (the model's
+# largest activation as its BN layers see it); ``calls``, {layer: how many distinct calls}.
+Survey = collections.namedtuple("Survey", "order values_per_sample calls")
 
 
-def channel_axes(layer, ndim):
-    axis = layer.axis
-    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-    return sorted(a % ndim for a in axes)
+def runner(api, model, bn_layers, fused=False):
+    """The runner for ``api``'s flavour: see ``Forward``."""
+    return (TraceRunner if api.eager else GraphRunner)(api, model, bn_layers, fused)
 
 
 @contextlib.contextmanager
@@ -61,80 +67,8 @@ def _shadowed(layers, record, replace, unconverted=lambda function: function):
                 vars(layer)["call"] = before
 
 
-def on_tensorflow(api):
-    """The flavour runs on TensorFlow (every TF 2 flavour; Keras 2 unless its backend is Theano)."""
-    return api.eager or getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"
-
-
 def _listed(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-class _Ops(object):
-    """The few tensor operations the shadows need: Keras's backend in graph flavours (Theano
-    included), TensorFlow's own in TF 2 flavours (Keras 3's backend module lacks them)."""
-
-    def __init__(self, api, fused):
-        if api.eager:
-            import tensorflow as tf
-            self.mean, self.sum = tf.reduce_mean, tf.reduce_sum
-            self.square, self.sqrt, self.shape, self.reshape = tf.square, tf.sqrt, tf.shape, tf.reshape
-            self.cast, self.int_shape = tf.cast, lambda tensor: tuple(tensor.shape.as_list())
-        else:
-            K = api.keras.backend
-            self.mean, self.sum = (lambda x, axis, keepdims=False, _f=f: _f(x, axis=axis, keepdims=keepdims)
-                                   for f in (K.mean, K.sum))
-            self.square, self.sqrt, self.shape, self.reshape = K.square, K.sqrt, K.shape, K.reshape
-            self.cast, self.int_shape = K.cast, K.int_shape
-        self._fused = None  # TensorFlow's fused training-mode batch norm, if asked and the backend is TensorFlow
-        if fused and on_tensorflow(api):
-            import tensorflow as tf
-            self._fused = tf_v1(tf).nn.fused_batch_norm
-
-    def moments(self, layer, inputs):
-        """[mean (channels kept as dims of size 1), sum of squared deviations, input shape]: the
-        batch's moments, two-pass within the batch; batches merge in float64 (bn_stats)."""
-        x = self.cast(inputs, "float32")
-        ndim = len(self.int_shape(x))
-        axes = [a for a in range(ndim) if a not in channel_axes(layer, ndim)]
-        mean = self.mean(x, axes, keepdims=True)
-        return [mean, self.sum(self.square(x - mean), axes), self.shape(x)]
-
-    def batch_normalised(self, layer, inputs):
-        """The layer's output normalised with its input batch's own statistics."""
-        x = self.cast(inputs, "float32")
-        ndim = len(self.int_shape(x))
-        channels = channel_axes(layer, ndim)
-        if self._fused is not None and ndim == 4 and channels == [3] and inputs.dtype == x.dtype and self.int_shape(x)[3]:
-            # An image batch, channels last: one fused op (what Keras's own layer runs in
-            # training mode), not a dozen; a fifth of a ResNet50's trace or graph otherwise.
-            # Not exact to the last bits (2.4e-4 off the float64 result where a channel's mean
-            # is 100 standard deviations, TF 2.15), which a random ResNet50 amplifies from layer
-            # to layer: recalibrate's one pass ended 4.4e-3 standard deviations from the exact
-            # statistics with it, 2.6e-5 without.
-            return self._fused(x, self._parameter(layer, "gamma", 1.0, x), self._parameter(layer, "beta", 0.0, x),
-                               epsilon=float(layer.epsilon), data_format="NHWC", is_training=True)[0]
-        axes = [a for a in range(ndim) if a not in channels]
-        mean = self.mean(x, axes, keepdims=True)
-        variance = self.mean(self.square(x - mean), axes, keepdims=True)
-        param = self.int_shape(layer.moving_mean)
-        shape = list(param) if len(param) == ndim else [1] * ndim
-        if len(param) != ndim:
-            for axis, size in zip(channels, param):
-                shape[axis] = size
-        out = (x - mean) / self.sqrt(variance + float(layer.epsilon))
-        if getattr(layer, "gamma", None) is not None:
-            out = out * self.reshape(layer.gamma, shape)
-        if getattr(layer, "beta", None) is not None:
-            out = out + self.reshape(layer.beta, shape)
-        return self.cast(out, inputs.dtype) if inputs.dtype != x.dtype else out
-
-
-    def _parameter(self, layer, name, default, x):
-        """gamma or beta (a vector of ``default`` where the layer has none)."""
-        import tensorflow as tf
-        value = getattr(layer, name, None)
-        return tf.fill([self.int_shape(x)[3]], default) if value is None else value
 
 
 class Forward(object):
@@ -142,39 +76,28 @@ class Forward(object):
     whose input moments are fetched, ``normalise``: the BN layers normalised by their own
     batch's statistics, every other one in inference mode, ``outputs``: whether the model's
     first output is fetched).  Several modes run in one call of one function, so TensorFlow
-    runs them side by side and builds one executor or trace for them all.
-    ``call_order(batch)``: the BN layers in the order the model calls them.  ``fused``: normalise
+    runs them side by side and builds one executor or trace for them all.  ``fused``: normalise
     by batch statistics as Keras's own layer does in training mode, with TensorFlow's fused op
     where it applies (fast; diagnose's figure of what fit() does), else exactly (two passes
-    over the batch in float32: recalibrate's estimate, exact when one batch holds all data)."""
+    over the batch in float32: recalibrate's estimate, exact when one batch holds all data).
+    A runner defines ``_build(modes)`` -> (function of a batch giving the fetched values, the
+    measured layers per mode, filled as the function is built or traced)."""
 
     def __init__(self, api, model, bn_layers, fused=False):
         self._api, self._model = api, model
         self.bn_layers = list(bn_layers)
-        self._ops = _Ops(api, fused)
-        self._calls = []  # BN layers in call order
+        self._ops = Ops(api, fused)
+        self._calls = []  # BN layers in call order, as the model's first build or trace found them
         self._functions = {}
-        self._graphs = {}  # graph mode: normalised layers -> (placeholders, outputs, {layer: [inputs]}, moments)
-        if not api.eager and not getattr(model, "inputs", None):
-            raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
-                             "recalibrate need a functional or Sequential model in graph mode")
 
-    def call_order(self, first_batch, normalise=()):
-        """Measures every BN layer on ``first_batch``, normalising those in ``normalise`` (the
-        first pass's function: it is built once and used by that pass as well)."""
-        if not self._calls:
-            self._first = (len(first_batch[0]), self.run(first_batch, self.bn_layers, normalise)[1])
-        return list(self._calls)
-
-    def values_per_sample(self):
-        """The most values one BN layer received per sample in call_order's batch: the model's
-        largest activation, as its BN layers see it (sizes unknown before the data is seen)."""
-        samples, moments = self._first
-        return max([count * len(mean) for calls in moments.values() for count, mean, _ in calls] or [0]) // samples
-
-    def called_once(self, layer):
-        """The model calls ``layer`` once (a shared layer's statistics are those of all its calls)."""
-        return len(self._first[1].get(layer, ())) == 1
+    def survey(self, first_batch, normalise=()):
+        """A Survey of the model on ``first_batch``: every BN layer measured, those in
+        ``normalise`` normalised (the function of an estimate's pass, built once for both)."""
+        samples = len(first_batch[0])
+        moments = self.run(first_batch, self.bn_layers, normalise)[1]
+        largest = max([count * len(mean) for calls in moments.values() for count, mean, _ in calls] or [0])
+        return Survey(list(self._calls), largest // samples,
+                      dict((layer, len(calls)) for layer, calls in moments.items()))
 
     def run(self, batch, measure=(), normalise=(), outputs=False):
         """One mode on one batch: (the model's first output or None, {layer: [(count, mean, m2),
@@ -187,8 +110,7 @@ class Forward(object):
         key = tuple((tuple(id(layer) for layer in measure), frozenset(id(layer) for layer in normalise), outputs)
                     for measure, normalise, outputs in modes)
         if key not in self._functions:
-            build = self._trace if self._api.eager else self._compile
-            self._functions[key] = build(modes)
+            self._functions[key] = self._build(modes)
         function, structures = self._functions[key]
         values = iter([np.asarray(value) for value in function(batch)])
         results = []
@@ -196,7 +118,7 @@ class Forward(object):
             found = [next(values)] if outputs else None
             moments = {}
             for layer in structure:
-                add_call(moments, layer, next(values), next(values), next(values))
+                bn_stats.add_call(moments, layer, next(values), next(values), next(values))
             results.append((found, moments))
         return results
 
@@ -212,8 +134,15 @@ class Forward(object):
             for (found, moments), (output, measured) in zip(results, self.run_modes(batch, modes)):
                 if found is not None:
                     found.append(output[0])
-                merge_calls(moments, measured)
+                bn_stats.merge_calls(moments, measured)
         return results
+
+    def moments_of(self, layer, tensor):
+        """The tensors of a batch's moments of ``tensor`` (see Ops.moments), built where it is."""
+        return self._ops.moments(layer, tensor)
+
+    def _build(self, modes):
+        raise NotImplementedError
 
     def _replace(self, normalise):
         def replace(layer, inputs, original, training, kwargs):
@@ -222,7 +151,27 @@ class Forward(object):
             return original(inputs, training=False, **kwargs)
         return replace
 
-    # Graph flavours: one graph per set of normalised layers, one backend function per list of modes.
+    def _called(self, layer):
+        if layer not in self._calls:
+            self._calls.append(layer)
+
+
+class GraphRunner(Forward):
+    """Graph flavours: one graph per set of normalised layers, one backend function per list of modes."""
+
+    def __init__(self, api, model, bn_layers, fused=False):
+        Forward.__init__(self, api, model, bn_layers, fused)
+        self._graphs = {}  # normalised layers -> (placeholders, outputs, {layer: [inputs]}, moments)
+        if not getattr(model, "inputs", None):
+            raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
+                             "recalibrate need a functional or Sequential model in graph mode")
+
+    def inference_graph(self):
+        """The model called on new placeholders with every BN layer in inference mode, a graph
+        recalibrate's staged method cuts: (placeholders, {layer: [input tensors, one per call]})."""
+        placeholders, _, inputs, _ = self._graph(())
+        return placeholders, inputs
+
     def _graph(self, normalise):
         key = frozenset(id(layer) for layer in normalise)
         if key not in self._graphs:
@@ -234,15 +183,15 @@ class Forward(object):
 
             def record(layer, tensor):
                 inputs.setdefault(layer, []).append(tensor)
-                if first and layer not in self._calls:
-                    self._calls.append(layer)
+                if first:
+                    self._called(layer)
 
             with _shadowed(self.bn_layers, record, self._replace(normalise)), _unrecorded(self._model):
                 outputs = _listed(self._model(_as_input(placeholders)))
             self._graphs[key] = (placeholders, outputs, inputs, {})
         return self._graphs[key]
 
-    def _compile(self, modes):
+    def _build(self, modes):
         graphs, structures, fetches = [], [], []
         for measure, normalise, outputs in modes:
             graph = self._graph(normalise)
@@ -252,7 +201,7 @@ class Forward(object):
             if measure and not moments:  # every layer's at once, shared by every function of this graph:
                 # in TF 1, each addition to a graph makes the session extend its executor, at a cost
                 # that grows with the graph
-                moments.update((id(tensor), self._ops.moments(layer, tensor))
+                moments.update((id(tensor), self.moments_of(layer, tensor))
                                for layer, tensors in inputs.items() for tensor in tensors)
             structure = []
             fetches.extend(model_outputs[:1] if outputs else [])
@@ -265,7 +214,7 @@ class Forward(object):
         phase = K.learning_phase()
         feeds = [placeholder for graph in graphs for placeholder in graph[0]]
         feeds += [] if isinstance(phase, int) else [phase]
-        if on_tensorflow(self._api):
+        if ops.on_tensorflow(self._api):
             # The session itself: a backend function adds ops to the graph, and each addition
             # makes a TF 1 session extend its executor (one function per layer would, each time).
             session = K.get_session()
@@ -280,29 +229,11 @@ class Forward(object):
             return function(values + [0] * (len(feeds) - len(values))) if fetches else []
         return run, structures
 
-    # TF 2 flavours: one traced function per list of modes.
-    def _traced_mode(self, tf, batch, mode, structure):
-        """Inside the trace: the model called in one mode; its fetches, ``structure`` the layers."""
-        measure, normalise, outputs = mode
-        del structure[:]  # traced again for a new batch shape: the same layers, in the same order
-        wanted, fetches = set(measure), []
 
-        def record(layer, inputs):
-            if layer not in self._calls:
-                self._calls.append(layer)
-            if layer in wanted:
-                structure.append(layer)
-                fetches.extend(self._ops.moments(layer, inputs))
+class TraceRunner(Forward):
+    """TF 2 flavours: one traced function per list of modes."""
 
-        # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
-        # no tensor-dependent Python, so converting them would only add to the trace's time
-        # (most of it, on ResNet50); the model's other layers are converted as predict() would.
-        with _shadowed(self.bn_layers, record, self._replace(normalise),
-                       tf.autograph.experimental.do_not_convert):
-            found = _listed(self._model(_as_input(batch), training=False))
-        return (found[:1] if outputs else []) + fetches
-
-    def _trace(self, modes):
+    def _build(self, modes):
         import tensorflow as tf
         structures = [[] for _ in modes]
 
@@ -319,6 +250,26 @@ class Forward(object):
             with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
                 return traced(*self._typed(batch))
         return run, structures
+
+    def _traced_mode(self, tf, batch, mode, structure):
+        """Inside the trace: the model called in one mode; its fetches, ``structure`` the layers."""
+        measure, normalise, outputs = mode
+        del structure[:]  # traced again for a new batch shape: the same layers, in the same order
+        wanted, fetches = set(measure), []
+
+        def record(layer, inputs):
+            self._called(layer)
+            if layer in wanted:
+                structure.append(layer)
+                fetches.extend(self.moments_of(layer, inputs))
+
+        # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
+        # no tensor-dependent Python, so converting them would only add to the trace's time;
+        # the model's other layers are converted as predict() would.
+        with _shadowed(self.bn_layers, record, self._replace(normalise),
+                       tf.autograph.experimental.do_not_convert):
+            found = _listed(self._model(_as_input(batch), training=False))
+        return (found[:1] if outputs else []) + fetches
 
     def _signature(self, tf, batch=None):
         """Traced once for every batch size (a batch of another size, the last one or a joined
@@ -337,14 +288,8 @@ class Forward(object):
                            "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
 
     # A graph that can be cut at any tensor (recalibrate's staged method).
-    def inference_graph(self):
-        """Graph flavours: the model called on new placeholders with every BN layer in inference
-        mode: (placeholders, {layer: [input tensors, one per call]})."""
-        placeholders, _, inputs, _ = self._graph(())
-        return placeholders, inputs
-
     def wrapped_inference(self, batch):
-        """TF 2 flavours: the model traced in inference mode by ``tf.compat.v1.wrap_function``,
+        """The model traced in inference mode by ``tf.compat.v1.wrap_function``,
         whose graph can be pruned between any of its tensors: (the wrapped function, its input
         placeholders, {layer: [input tensors, one per call]})."""
         import tensorflow as tf
@@ -361,10 +306,6 @@ class Forward(object):
         with _quiet("tensorflow"):
             wrapped = tf.compat.v1.wrap_function(call, self._signature(tf, batch))
         return wrapped, placeholders, inputs
-
-    def moments_of(self, layer, tensor):
-        """The tensors of a batch's moments of ``tensor`` (see _Ops.moments), built where it is."""
-        return self._ops.moments(layer, tensor)
 
 
 # Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1
@@ -385,7 +326,7 @@ def _unrecorded(model):
     every diagnose or recalibrate would leave more.  (The model is built: nothing else is
     added by the call.)"""
     kept = []
-    for layer in [model] + [entry[1] for entry in views.reachable_layers(model)]:
+    for layer in [model] + [entry[1] for entry in core_layers.reachable_layers(model)]:
         for name in _RECORDS:
             found = vars(layer).get(name)
             if isinstance(found, list):
@@ -412,27 +353,6 @@ def _quiet(name):
         yield
     finally:
         logger.setLevel(level)
-
-
-def merge_calls(moments, measured):
-    """One batch's {layer: [calls]} (see add_call) into {layer: bn_stats.Moments}."""
-    for layer, calls in measured.items():
-        for call in calls:
-            moments[layer].add(*call)
-
-
-def add_call(calls, layer, mean, m2, shape):
-    """One call's fetched moments (see _Ops.moments) into ``calls[layer]``, a list of (count,
-    mean, sum of squared deviations).  Keras 2.1 builds a nested model's graph more than once
-    per call (for its masks too), so a layer can record the same input several times: each
-    value counts once."""
-    mean, m2, shape = np.asarray(mean), np.asarray(m2), np.asarray(shape)
-    axes = [a for a in range(len(shape)) if a not in channel_axes(layer, len(shape))]
-    entry = (int(np.prod([shape[a] for a in axes])), mean.ravel(), m2.ravel())
-    kept = calls.setdefault(layer, [])
-    if not any(entry[0] == other[0] and np.array_equal(entry[1], other[1]) and np.array_equal(entry[2], other[2])
-               for other in kept):
-        kept.append(entry)
 
 
 def _numpy_dtype(dtype):

@@ -159,7 +159,7 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     weights = model.get_weights()
     try:
         with _forward.errors_named("running the model on data"):
-            forward = _forward.Forward(api, model, [layer for _, layer, _ in found])
+            forward = _forward.runner(api, model, [layer for _, layer, _ in found])
             if method == "auto":
                 method = "passes" if _fits_one_batch(batches, batch_size, paths, memory_limit) else "staged"
             if method == "staged":
@@ -223,14 +223,15 @@ def _by_method(api, forward, batches, paths, method, batch_size, tolerance, memo
     """The passes, layer_by_layer and estimate methods: every pass reads the data and runs the
     whole model."""
     first_pass = paths if method in ("passes", "estimate") else ()
-    order = [layer for layer in forward.call_order(next(iter(batches)), first_pass) if layer in paths]
+    survey = forward.survey(next(iter(batches)), first_pass)
+    order = [layer for layer in survey.order if layer in paths]
     if batch_size is None and batches.can_grow():
-        batches = batches.joined(_samples_in_memory(forward.values_per_sample(), memory_limit))
+        batches = batches.joined(_samples_in_memory(survey.values_per_sample, memory_limit))
     old = _bn_stats.layer_values(api, order)
     progress = _progress_bar(api, len(order) + (method != "layer_by_layer"), verbose)
     statistics = _Statistics(api, old)
     if method == "passes":
-        taken, measured = _by_passes(statistics, forward, batches, order, tolerance, progress)
+        taken, measured = _by_passes(statistics, forward, batches, order, survey, tolerance, progress)
     elif method == "estimate":
         taken, measured = 1, _estimate(statistics, forward, batches, order)[1]
         progress.update(len(order) + 1)
@@ -285,17 +286,17 @@ def _estimate(statistics, forward, batches, order):
     """One pass, each chosen layer normalised by its batch's own statistics (update_bn's
     estimate): (batch sizes, {layer: Moments}), the statistics set."""
     sizes = []
-    # Every layer measured, as call_order did with this function.
+    # Every layer measured, as the survey did with this function.
     estimate = forward.measure(_counted(batches, sizes), forward.bn_layers, normalise=order)[1]
     last = dict((layer, estimate[layer]) for layer in order)
     statistics.set(last)
     return sizes, last
 
 
-def _by_passes(statistics, forward, batches, order, tolerance, progress):
+def _by_passes(statistics, forward, batches, order, survey, tolerance, progress):
     """-> (passes, {layer: Moments of its last measurement}); see the module's docstring."""
     sizes, last = _estimate(statistics, forward, batches, order)
-    if len(sizes) == 1 and all(forward.called_once(layer) for layer in order):
+    if len(sizes) == 1 and all(survey.calls.get(layer) == 1 for layer in order):
         # One batch held all of the data: each layer was normalised by the statistics of all it
         # receives, which are what its moving statistics now hold, so the estimate is exact.
         progress.update(len(order) + 1)

@@ -27,7 +27,8 @@ import tempfile
 import numpy as np
 
 from . import bn_stats
-from .forward import add_call, merge_calls, on_tensorflow
+from .bn_stats import add_call, merge_calls
+from .ops import on_tensorflow
 
 _VISITING, _DONE = 1, 2
 STATISTICS = ("moving_mean", "moving_variance")
