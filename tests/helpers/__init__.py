@@ -1,4 +1,5 @@
-"""What the tests and the scripts they run in fresh interpreters share.
+"""What the tests and the scripts they run in fresh interpreters share (``helpers.tools``: the
+models and data of the diagnose and recalibrate tests).
 
 Imports no Keras and not the package: each helper takes the ``api``
 (``keras_bn_patch.tools.keras_api.load``) of the flavour under test.  The tests find it, and
@@ -14,7 +15,7 @@ import numpy as np
 
 from determinism import reproducible  # noqa: F401  (benchmarks/: the scripts' and the benchmarks')
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(os.path.dirname(TESTS), "benchmarks")
 SCRIPTS = os.path.join(TESTS, "scripts")  # the programs tests run in fresh interpreters
 
