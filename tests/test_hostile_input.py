@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 import keras_bn_patch
-from test_diagnose import X, nested_model
+from helpers.tools import X, nested_model
 
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),

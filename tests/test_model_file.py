@@ -47,7 +47,7 @@ def test_a_file_whose_lambda_runs_code_is_refused_unless_trusted(api, tmp_path):
         trusted = diagnose(path, data, api, "--trust-code")
         if name == "saved_model" and api.version.startswith("2.1."):
             # TF 2.1 revives a SavedModel's layers as generic ones that cannot run as a Keras model
-            # (test_diagnose.py): a usage error saying so, as for any such file
+            # (test_cli.py): a usage error saying so, as for any such file
             assert trusted.returncode == 2 and "error: " in trusted.stderr, name
             assert "Traceback" not in trusted.stderr, name
             continue

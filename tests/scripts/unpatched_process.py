@@ -10,7 +10,7 @@ usage: python unpatched_process.py FLAVOUR save DIR
            every weight equals DIR/expected.npz's, the BN layer's trainable and its class
 
 test_saving.py runs it to cross the patched / unpatched boundary both ways; both
-processes build, save and load with the same helpers (tests/helpers.py).
+processes build, save and load with the same helpers (tests/helpers).
 """
 import sys
 
