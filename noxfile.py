@@ -25,7 +25,6 @@ nox.options.error_on_external_run = True
 nox.options.default_venv_backend = "venv"  # virtualenv >= 20.22 cannot make 3.6 venvs
 
 
-
 def _pyenv_root():
     try:
         return subprocess.check_output(["pyenv", "root"], universal_newlines=True, stderr=subprocess.DEVNULL).strip()
