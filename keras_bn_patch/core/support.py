@@ -80,6 +80,12 @@ TF_KERAS_BN_CLASSES = ("BatchNormalizationBase", "BatchNormalizationV2")
 # only: from tf.keras's first supported release (FLAVOURS; older ones are reported unsupported
 # on import) up to this one.
 TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 13))
+# Before TF 1.14 BN `call` runs its moving-average update whenever `training` is a tensor, with
+# momentum 1.0 when it is false, on the statistics of the branch taken.  In the fused branch those
+# are FusedBatchNorm's batch_mean / batch_variance outputs, which its CPU kernel leaves
+# uninitialised in inference (TF 1.12 and 1.13 return memory garbage, NaN included), and
+# x - (x - NaN) * 0 is NaN.  TF 1.14+ gate the update itself on `training`.
+TF_KERAS_UPDATES_UNGATED_BEFORE = (1, 14)
 
 # TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
 # layer calls: there Keras's SavedModel `save` is wrapped to say that a save is under way.

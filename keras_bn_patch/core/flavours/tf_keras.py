@@ -19,6 +19,9 @@ from . import keras3, session_flags
 from .base import Flavour
 
 _saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's SavedModel save (TF 2.0-2.3)
+# The `effective` condition (train with batch statistics) of the BN call being built in graph
+# mode, for its moving-average updates (see _update_from_taken_branch).
+_effective = ContextVar("keras_bn_patch_effective", default=None)
 
 
 class TfKerasFlavour(Flavour):
@@ -61,6 +64,8 @@ class TfKerasFlavour(Flavour):
             return
         owner = patching.patch(getattr(module, names[0]), "call", self.falls_back(self._held_call))
         registry.add(owner, self)
+        if family.version_of == "tensorflow" and _tensorflow_version() < support.TF_KERAS_UPDATES_UNGATED_BEFORE:
+            patching.patch(getattr(module, names[0]), "_assign_moving_average", _update_from_taken_branch)
         quiet_autograph_notice()
         status.patched(self)  # its state is known only once TF is imported
 
@@ -186,10 +191,29 @@ class TfKerasFlavour(Flavour):
         effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
         rest = {key: value for key, value in kwargs.items() if key not in ("inputs", "training")}
         inputs = args[0] if args else kwargs["inputs"]
-        output = wrapped(inputs, effective, *args[2:], **rest)
+        token = _effective.set(effective)
+        try:
+            output = wrapped(inputs, effective, *args[2:], **rest)
+        finally:
+            _effective.reset(token)
         if self._tags_learning_phase and given is None:
             output._uses_learning_phase = True
         return output
+
+
+def _update_from_taken_branch(wrapped, layer, args, kwargs):
+    """Wrapper of ``_assign_moving_average(variable, value, momentum)`` of TF < 1.14, whose BN
+    ``call`` runs the update even when ``training`` is false (momentum 1.0 then).  In a call we
+    built, the value is the variable itself unless ``effective``: the update then writes back
+    x - (x - x) * 0 == x bit for bit, never FusedBatchNorm's uninitialised inference outputs."""
+    effective = _effective.get()
+    if effective is None or len(args) < 2:
+        return wrapped(*args, **kwargs)
+    import tensorflow as tf
+    variable, value = args[0], args[1]
+    # a cond, not a where: the value may be kept with dimensions the variable does not have
+    chosen = tf.cond(effective, lambda: tf.identity(value), lambda: tf.identity(variable))
+    return wrapped(variable, chosen, *args[2:], **kwargs)
 
 
 def _eager(tf):
