@@ -361,3 +361,31 @@ def test_nested_frozen_conv_backbone_keeps_its_weights_finite(api, run):
         assert np.array_equal(get_value(api, weight), value), weight.name
     # held: the fitted head sees the backbone in inference mode, as evaluate() does
     assert abs(scalar(model.evaluate(xb, yb, verbose=0)) - losses[-1]) < 0.05
+
+
+@pytest.mark.parametrize("pretrained", [False, True], ids=["fresh", "pretrained"])
+def test_frozen_time_distributed_bn_keeps_all_its_weights(api, pretrained):
+    """TimeDistributed(BatchNormalization()) on 4-D frames, frozen layer by layer (the wrapper,
+    not its inner layer): fine-tuning a head changes none of the BN's weights, statistics nor
+    gamma and beta.  Keras 2.0-2.1.3 keep a wrapper's `trainable` to the wrapper and trained
+    the inner layer's weights anyway."""
+    layers = api.keras.layers
+    rng = np.random.RandomState(0)
+    inputs = layers.Input((3, 8, 8, 3))
+    hidden = layers.TimeDistributed(layers.Conv2D(6, 3, padding="same"), name="tdc")(inputs)
+    wrapper = layers.TimeDistributed(api.bn(), name="bn")
+    base = api.keras.models.Model(inputs, layers.Flatten()(wrapper(hidden)))
+    if pretrained:
+        base.compile(sgd(api, 0.01), "mse")
+        base.fit(rng.randn(64, 3, 8, 8, 3).astype("float32"), np.zeros((64, 3 * 8 * 8 * 6), "float32"),
+                 epochs=1, verbose=0)
+    for layer in base.layers:
+        layer.trainable = False
+    model = api.keras.models.Model(base.input, layers.Dense(3, activation="softmax")(base.output))
+    model.compile(api.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    x = (rng.randn(64, 3, 8, 8, 3) * 2 + 1.5).astype("float32")
+    y = rng.randint(0, 3, 64)
+    before = [get_value(api, weight).copy() for weight in wrapper.layer.weights]
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for weight, value in zip(wrapper.layer.weights, before):
+        assert np.array_equal(get_value(api, weight), value), weight.name

@@ -29,10 +29,24 @@ def patch(obj, name, wrapper_function):
     if key in _patches:
         return owner
     original = vars(owner)[name]
-    wrapper = wrapt.FunctionWrapper(original, wrapper_function)
-    setattr(owner, name, wrapper)
-    _patches[key] = (original, wrapper)
+    _replace(owner, name, original, wrapt.FunctionWrapper(original, wrapper_function))
     return owner
+
+
+def patch_getter(obj, name, wrapper_function):
+    """Wrap the getter of property ``obj.name`` with ``wrapper_function(getter, instance)``."""
+    owner = _owner(obj, name)
+    if (owner, name) in _patches:
+        return owner
+    original = vars(owner)[name]
+    _replace(owner, name, original, property(lambda instance: wrapper_function(original.fget, instance),
+                                             original.fset, original.fdel, original.__doc__))
+    return owner
+
+
+def _replace(owner, name, original, wrapper):
+    setattr(owner, name, wrapper)
+    _patches[(owner, name)] = (original, wrapper)
 
 
 def _restore(keys):

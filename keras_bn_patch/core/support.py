@@ -45,6 +45,10 @@ KERAS2_BN = ("keras.layers.normalization", "BatchNormalization")
 KERAS2_BACKEND = "keras.backend"
 # 2.0.0-2.1.2 still update frozen moving statistics (their updates are not filtered).
 KERAS2_UPDATES_FROZEN_STATS_BEFORE = (2, 1, 3)
+# 2.0.0-2.1.3's wrappers (TimeDistributed, Bidirectional) keep `trainable` to themselves: a frozen
+# wrapper still trains the weights of the layer inside (Keras 2.1.4 made it the inner layer's).
+KERAS2_WRAPPER = ("keras.layers.wrappers", "Wrapper")
+KERAS2_WRAPPER_FREEZES_FROM = (2, 1, 4)
 
 # ---------------------------------------------------------------- the BatchNormalizationBase family
 # label: how status() names it; version_of: the package whose __version__ it reports;
