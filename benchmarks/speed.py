@@ -6,7 +6,8 @@ Three arms built from the same weights, trained on the same batch, alternated
 round by round; each ratio is the median over rounds of the ratio of the arms'
 per-step times within the round (pairing cancels drift), its noise the
 interquartile range of those ratios over their median; a figure above its limit is
-measured again with more rounds before it counts (gate.py):
+measured again with more rounds before it counts (gate.py; the tools' figures in a fresh
+process each time, ``--tools-only``, as TF 1 slows down with every graph a process has built):
 - unpatched: the model built and run while the patch is uninstalled (plain Keras);
 - patched:   the same model built with the patch installed and enabled;
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
@@ -180,11 +181,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="9 rounds of 3 steps (CI)")
     parser.add_argument("--images", type=int, default=128, help="the tools' data (ResNet50)")
     parser.add_argument("--out")
+    parser.add_argument("--tools-only", type=int, metavar="ROUNDS",
+                        help="print only the tools' ratios over ROUNDS rounds, as JSON (a fresh process's re-measurement)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 9, 3
     tools_rounds = 3 if args.quick else 5  # a round of predict and both tools: about 10 s on ResNet50
     api = keras_api.load(args.flavour)
+    if args.tools_only:
+        times = tools_cost.ToolsCost(api, args.images).times(args.tools_only)
+        print(json.dumps({tool: paired_ratio(times, tool, "predict") for tool in ("diagnose", "recalibrate")}))
+        return
     x, y = batch()
     timed = {}  # (frozen, rounds) -> step times: both frozen figures come from one measurement
 
@@ -209,12 +216,22 @@ def main(argv=None):
             tools.append(tools_cost.ToolsCost(api, args.images))
         return tools[0].times(rounds)
 
+    def tools_in_a_fresh_process(tool, rounds):
+        command = [sys.executable, os.path.abspath(__file__), "--images", str(args.images), "--tools-only", str(rounds)]
+        if args.flavour:
+            command += ["--flavour", args.flavour]
+        output = subprocess.check_output(command, universal_newlines=True)
+        return tuple(json.loads(output.strip().splitlines()[-1])[tool])
+
+    again = {}
     for tool in ("diagnose", "recalibrate"):  # the gate's retries scale the tools' rounds alike
         measures[tool + "_over_predict"] = lambda r, tool=tool: paired_ratio(
             tools_times(tools_rounds * r // args.rounds), tool, "predict")
+        again[tool + "_over_predict"] = lambda r, tool=tool: tools_in_a_fresh_process(
+            tool, tools_rounds * r // args.rounds)
     figures = {}
     for name, measure in measures.items():
-        figures[name] = gate.confirmed(args.session, name, measure, args.rounds)
+        figures[name] = gate.confirmed(args.session, name, measure, args.rounds, again.get(name))
         print("%s: %s (attempts: %s)" % (name, figures[name][0], figures[name][2]), flush=True)
     speed = {name: value for name, (value, _, _) in figures.items()}
     speed["noise_iqr_over_median"] = {name: noise for name, (_, noise, _) in figures.items()}
