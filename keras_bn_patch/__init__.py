@@ -66,13 +66,14 @@ def unload_ipython_extension(ipython):
 
 
 # The tools import NumPy and Keras only when called: `import keras_bn_patch` stays light.
-def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
+def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None, y=None):
     """Which BN layers make ``model`` predict differently from how it trains on ``x``: a report
     (``print(report)``, ``report.to_dict()``).  tolerance: the largest harmless discrepancy (0.2).
+    ``y``: the labels of ``x``, which tell whether the model was fine-tuned in the trap.
     See ``keras_bn_patch.tools.diagnose.diagnose``."""
     from .tools.diagnose import diagnose
     return diagnose(model, x, batch_size=batch_size, tolerance=tolerance,
-                    fine_tuned_unpatched=fine_tuned_unpatched, steps=steps)
+                    fine_tuned_unpatched=fine_tuned_unpatched, steps=steps, y=y)
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",

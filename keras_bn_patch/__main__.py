@@ -1,8 +1,10 @@
 """Command line (``keras-bn-patch`` or ``python -m keras_bn_patch``): ``run SCRIPT|-m MODULE [ARGS]``,
-``site install|uninstall|status [--user]``, ``status``, ``demo``, ``diagnose MODEL_FILE --data DATA``.
+``site install|uninstall|status [--user]``, ``status``, ``demo``, ``diagnose MODEL_FILE --data DATA``,
+``recalibrate MODEL_FILE --data DATA --out NEW_FILE``.
 
-Exit codes: 0 done (diagnose: healthy), 1 diagnose found problems, 2 bad usage
-(unknown option, missing or unreadable file, data that does not fit the model).
+Exit codes: 0 done (diagnose: healthy), 1 diagnose: needs action (or a command could not do
+what it was asked), 2 bad usage (unknown option, missing or unreadable file, data that does
+not fit the model), 3 diagnose: advice only (1 with --strict).
 """
 import argparse
 import json
@@ -49,7 +51,9 @@ def _at_least_one(text):
 
 def build_parser():
     """The command line's parser (``run``'s arguments are parsed by hand: see ``_run``)."""
+    from . import __version__
     parser = argparse.ArgumentParser(prog="keras-bn-patch")
+    parser.add_argument("--version", action="version", version="keras-bn-patch %s" % __version__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run a Python script or module patched, and the processes it starts "
                         "(run SCRIPT [ARGS...] or run -m MODULE [ARGS...])")
@@ -66,10 +70,8 @@ def build_parser():
     demo.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     diagnose = commands.add_parser("diagnose", help="which BN layers of a saved model make predict() "
                                    "differ from fit(), on the given data")
-    diagnose.add_argument("model_file", help="an h5 file, a SavedModel directory or a .keras file")
-    diagnose.add_argument("--data", required=True, help="a .npy file, or a .npz file with an array 'x'")
-    diagnose.add_argument("--flavour", choices=FLAVOURS, help="which installed Keras loads the model")
-    diagnose.add_argument("--batch-size", type=int, default=None)
+    _model_arguments(diagnose, "a .npy file of inputs, or a .npz file with arrays 'x' (inputs) and, optionally, "
+                     "'y' (their labels: they tell whether the model was fine-tuned in the trap)")
     diagnose.add_argument("--fine-tuned-unpatched", action="store_true",
                           help="the model was fine-tuned with frozen BN layers on batch statistics (plain "
                                "Keras 2, TF < 2.2 or tf.compat.v1 layers): judge its frozen layers so")
@@ -77,11 +79,29 @@ def build_parser():
                           help="exit 1 also for frozen layers that plain Keras would fine-tune on batch "
                                "statistics (by default that is advice, exit 0)")
     diagnose.add_argument("--json", action="store_true", help="print the report as JSON")
-    diagnose.add_argument("--trust-code", action="store_true",
-                          help="load the file even if loading would run code from it (a Lambda layer's "
-                               "function, stored as bytecode) or classes your Keras does not define; by default "
-                               "such a file is refused, exit 2, before anything of it runs")
+    recalibrate = commands.add_parser("recalibrate", help="set the BN layers' moving statistics of a saved model "
+                                      "to those of the given data, into a new file")
+    _model_arguments(recalibrate, "a .npy file of inputs, or a .npz file with an array 'x'")
+    recalibrate.add_argument("--out", required=True, help="the new file, in the model file's own format")
+    recalibrate.add_argument("--overwrite", action="store_true", help="allow --out to name an existing file "
+                             "(the model file itself included)")
+    recalibrate.add_argument("--layers", default="all", help="all, frozen, trainable, or layer names or paths "
+                             "separated by commas (default: all)")
+    recalibrate.add_argument("--memory-limit", type=_at_least_one, default=None, metavar="BYTES",
+                             help="activations kept in memory at most; beyond, in temporary files (default: 1 GiB)")
     return parser
+
+
+def _model_arguments(command, data_help):
+    """The arguments diagnose and recalibrate share: the model file, the data, how to load and run."""
+    command.add_argument("model_file", help="an h5 file, a SavedModel directory or a .keras file")
+    command.add_argument("--data", required=True, help=data_help)
+    command.add_argument("--flavour", choices=FLAVOURS, help="which installed Keras loads the model")
+    command.add_argument("--batch-size", type=_at_least_one, default=None)
+    command.add_argument("--trust-code", action="store_true",
+                         help="load the file even if loading would run code from it (a Lambda layer's "
+                              "function, stored as bytecode) or classes your Keras does not define; by default "
+                              "such a file is refused, exit 2, before anything of it runs")
 
 
 def main(argv=None):
@@ -126,6 +146,8 @@ def main(argv=None):
         return 0
     if args.command == "diagnose":
         return _diagnose(args)
+    if args.command == "recalibrate":
+        return _recalibrate(args)
     from . import demo as _demo
     result = _demo.run(args.flavour, epochs=args.epochs)
     if args.json:
@@ -133,39 +155,64 @@ def main(argv=None):
     return 0
 
 
+def _new_process_starts_patched():
+    """Observed: a new Python process of this environment, not started by this patched one
+    (whose start-up path its children inherit)."""
+    from . import children, site_switch
+    return site_switch.new_process_starts_patched(children.without_startup(os.environ))
+
+
 def _environment():
-    """What starts a Python process of this environment patched, as status() words it."""
+    """What a new Python process of this environment does, observed by starting one."""
     from . import site_switch
-    found = [site_switch.status(user) for user in (False, True)]
-    found = [path for path in found if path]
-    if found:
-        state = "every Python process of this environment starts patched (site switch: %s)" % ", ".join(found)
+    found = [path for path in (site_switch.status(user) for user in (False, True)) if path]
+    starts_patched = _new_process_starts_patched()
+    if starts_patched:
+        state = "a new Python process of this environment starts patched (observed; site switch: %s)" % (
+            ", ".join(found) or "none")
     else:
-        state = ("a Python process here is patched by its own `import keras_bn_patch`, `keras-bn-patch run` or "
-                 "`%load_ext keras_bn_patch`, and so are the processes it starts; the site switch is not "
-                 "installed (`keras-bn-patch site install` starts every process patched)")
-    return {"state": state, "site_switch": found}
+        state = ("a new Python process of this environment starts unpatched (observed): it is patched by its own "
+                 "`import keras_bn_patch`, `keras-bn-patch run` or `%%load_ext keras_bn_patch`%s" % (
+                     "; the site switch file %s is there but was not run" % ", ".join(found) if found else
+                     " (`keras-bn-patch site install` starts every process patched)"))
+    return {"state": state, "site_switch": found, "new_process_starts_patched": starts_patched}
 
 
 def _site(args):
     from . import site_switch
+    if args.user and args.action == "install":
+        off = site_switch.user_site_off()
+        if off:
+            print("error: --user: this interpreter never reads the user site-packages (%s), so a .pth file there "
+                  "would never run; nothing was written. `keras-bn-patch site install` (without --user) starts "
+                  "this environment's processes patched" % off, file=sys.stderr)
+            return 2
     if args.action == "install":
-        print("installed %s: every Python process of this environment starts patched" % site_switch.install(args.user))
-    elif args.action == "uninstall":
+        written = site_switch.install(args.user)
+        if not _new_process_starts_patched():
+            print("wrote %s, but a new Python process of this environment still starts unpatched (observed); see "
+                  "`keras-bn-patch site status`" % written, file=sys.stderr)
+            return 1
+        print("installed %s: a new Python process of this environment starts patched (observed)" % written)
+        return 0
+    if args.action == "uninstall":
         removed = site_switch.uninstall(args.user)
         print("removed %s" % removed if removed else "nothing to remove: %s does not exist" % site_switch.path(args.user))
-    else:
-        found = site_switch.status(args.user)
-        print("installed: %s" % found if found else "not installed (%s does not exist)" % site_switch.path(args.user))
-        try:
-            import keras_bn_patch_startup
-            print("start-up module: %s" % keras_bn_patch_startup.__file__)
-        except ImportError as error:  # the .pth line would find nothing
-            print("start-up module: missing (%s): the switch cannot start processes patched" % error)
+        return 0
+    found = site_switch.status(args.user)
+    print("installed: %s" % found if found else "not installed (%s does not exist)" % site_switch.path(args.user))
+    try:
+        import keras_bn_patch_startup
+        print("start-up module: %s" % keras_bn_patch_startup.__file__)
+    except ImportError as error:  # the .pth line would find nothing
+        print("start-up module: missing (%s): the switch cannot start processes patched" % error)
+    print("a new Python process of this environment starts %s (observed)"
+          % ("patched" if _new_process_starts_patched() else "unpatched"))
     return 0
 
 
-def _load_data(path):
+def _load_data(path, with_labels=False):
+    """(x, y or None) from ``--data``: a .npy file (x), or a .npz file's arrays 'x' and 'y' by name."""
     import numpy as np
     if not os.path.isfile(path):
         raise ValueError("--data: no data file %s" % path)
@@ -175,22 +222,26 @@ def _load_data(path):
         data = np.load(path, allow_pickle=False)
     except Exception as error:
         raise ValueError("--data: cannot read %s as .npy or .npz: %s" % (path, error))
+    labels = None
     if not isinstance(data, np.ndarray):
-        names = list(data.keys())
-        if "x" not in names and len(names) != 1:
-            raise ValueError("--data: %s holds %s: name the inputs array 'x'" % (path, ", ".join(names)))
-        data = data["x" if "x" in names else names[0]]
+        names = sorted(data.keys())
+        if "x" not in names:
+            raise ValueError("--data: %s has no array named 'x' (the inputs); it holds %s"
+                             % (path, ", ".join(repr(name) for name in names) or "no array"))
+        labels = data["y"] if with_labels and "y" in names else None
+        data = data["x"]
     finite = np.isfinite(data) if data.dtype.kind == "f" else None
     if finite is not None and not finite.all():
         raise ValueError("--data: %s holds %d non-finite values (NaN or inf): statistics of it would be "
                          "meaningless" % (path, int(finite.size - np.count_nonzero(finite))))
-    return data
+    return data, labels
 
 
 def _load_model(path, flavour, trust_code=False):
     from .tools import keras_api, model_file
-    if not os.path.exists(path):
-        raise ValueError("no model file %s" % path)
+    problem = model_file.unreadable(path)
+    if problem:
+        raise ValueError(problem)
     try:
         api = keras_api.load(flavour)
     except ImportError as error:
@@ -203,8 +254,7 @@ def _load_model(path, flavour, trust_code=False):
         try:
             untrusted = model_file.untrusted_layers(path, api)
         except Exception as error:
-            raise ValueError("%s %s cannot load a model from %s: its model config cannot be read without "
-                             "loading it (%s); --trust-code loads it without that check"
+            raise ValueError("%s %s cannot read the model config of %s without loading it (%s)"
                              % (api.name, api.version, path, error))
         if untrusted:
             raise ValueError("refused to load %s: loading it would run code from the file or from outside %s %s: "
@@ -221,24 +271,47 @@ def _load_model(path, flavour, trust_code=False):
 def _diagnose(args):
     import keras_bn_patch
     try:
-        data = _load_data(args.data)
+        data, labels = _load_data(args.data, with_labels=True)
         model = _load_model(args.model_file, args.flavour, args.trust_code)
         with keras_bn_patch.disabled():  # as plain Keras runs it: a saved file does not know the patch
-            report = keras_bn_patch.diagnose(model, data, batch_size=args.batch_size,
+            report = keras_bn_patch.diagnose(model, data, batch_size=args.batch_size, y=labels,
                                              fine_tuned_unpatched=args.fine_tuned_unpatched)
     except (ValueError, TypeError, ImportError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
     print(json.dumps(report.to_dict(), indent=2, sort_keys=True) if args.json else report)
-    # Exit 1: statistics that do not describe the data (recalibrate).  A frozen layer that plain
-    # Keras would fine-tune on batch statistics is advice about a future fit(), not a broken file.
-    from .tools.diagnose import NEEDS_PATCH, NEEDS_RECALIBRATION
-    verdicts = {row["verdict"] for row in report.rows}
-    if NEEDS_PATCH in verdicts and not args.strict:
-        print("note: frozen layers marked 'needs patch' would train on batch statistics if this model were "
-              "fine-tuned in plain Keras; that is advice (exit 0 without --strict). If it was already "
-              "fine-tuned so, say --fine-tuned-unpatched.", file=sys.stderr)
-    return 1 if NEEDS_RECALIBRATION in verdicts or (args.strict and NEEDS_PATCH in verdicts) else 0
+    if report.verdict == "advice" and report.labels is None and not args.strict:
+        print("note: verdict 'advice' (exit 3): frozen layers marked 'needs patch' would train on batch statistics "
+              "if this model were fine-tuned in plain Keras. Whether it already was: give its labels ('y' in the "
+              ".npz) or say --fine-tuned-unpatched; --strict makes advice exit 1.", file=sys.stderr)
+    return report.exit_code(args.strict)
+
+
+def _recalibrate(args):
+    import keras_bn_patch
+    from .tools import model_file
+    target = os.path.abspath(args.out)
+    if os.path.exists(target) and not args.overwrite:
+        print("error: --out %s exists (the model file itself too, if it is the same path): pass --overwrite to "
+              "replace it" % args.out, file=sys.stderr)
+        return 2
+    layers = args.layers if args.layers in ("all", "frozen", "trainable") else \
+        [name.strip() for name in args.layers.split(",") if name.strip()]
+    try:
+        data, _ = _load_data(args.data)
+        saving = model_file.save_options(args.model_file, args.out)
+        model = _load_model(args.model_file, args.flavour, args.trust_code)
+        options = {} if args.memory_limit is None else {"memory_limit": args.memory_limit}
+        with keras_bn_patch.disabled():  # as plain Keras runs it: a saved file does not know the patch
+            summary = keras_bn_patch.recalibrate(model, data, layers=layers, batch_size=args.batch_size, verbose=0,
+                                                 **options)
+    except (ValueError, TypeError, ImportError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    model_file.save(model, target, saving)
+    print(summary)
+    print("wrote %s" % target)
+    return 0
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def status():
                      "environment has keras-bn-patch (PYTHONPATH=%s)" % STARTUP)
     for user in (False, True):
         if site_switch.status(user):
-            reach.append("site switch: every Python process of this environment (%s)" % site_switch.path(user))
+            off = site_switch.user_site_off() if user else None
+            reach.append("site switch: every Python process of this environment (%s)" % site_switch.path(user)
+                         if off is None else "none from the site switch file %s: this interpreter never reads "
+                         "the user site-packages (%s)" % (site_switch.path(user), off))
     reach.extend(_engines)
     if switch.environment_disables():
         return {"state": "none: KERAS_BN_PATCH=%s is set, and processes started from here inherit it"

@@ -7,7 +7,11 @@ millisecond; the package itself loads when Keras is imported) and guards itself:
 """
 import os
 import site
+import subprocess
+import sys
 import sysconfig
+
+from .core.switch import environment_disables
 
 FILE_NAME = "keras_bn_patch.pth"
 LINE = ("import sys; exec('try:\\n import keras_bn_patch_startup\\nexcept Exception:\\n pass') "
@@ -41,3 +45,33 @@ def uninstall(user=False):
 def status(user=False):
     target = path(user)
     return target if os.path.exists(target) else None
+
+
+def user_site_off():
+    """Why this interpreter never reads its user site-packages (so a ``.pth`` there would never
+    run), or None when it does."""
+    if site.ENABLE_USER_SITE:
+        return None
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        return "it runs in a virtual environment, which does not read the user site-packages"
+    if os.environ.get("PYTHONNOUSERSITE"):
+        return "PYTHONNOUSERSITE is set"
+    if sys.flags.no_user_site:
+        return "Python was started with -s"
+    return "site.ENABLE_USER_SITE is off"
+
+
+# Run in a new interpreter of this environment: what it did at start-up, not what files say.
+_OBSERVE = "import sys; print('keras_bn_patch_startup' in sys.modules)"
+
+
+def new_process_starts_patched(environment):
+    """Whether a new Python process of this environment (this interpreter, with ``environment``)
+    starts patched, observed by starting one: its start-up imported the finder that patches
+    Keras on import, and ``KERAS_BN_PATCH=0`` does not turn it off."""
+    try:
+        output = subprocess.check_output([sys.executable, "-c", _OBSERVE], universal_newlines=True, env=environment,
+                                         stderr=subprocess.DEVNULL, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return output.strip() == "True" and not environment_disables()

@@ -79,9 +79,31 @@ def test_the_cli_status_speaks_of_this_environment_not_its_own_process():
     report = json.loads(shown[shown.index("{"):])
     assert "processes" not in report, report
     assert report["environment"]["site_switch"] == [], report
-    assert "the site switch is not installed" in report["environment"]["state"], report
+    assert report["environment"]["new_process_starts_patched"] is False, report
+    assert "starts unpatched (observed)" in report["environment"]["state"], report
     shown = run_python("-m", "keras_bn_patch", "site", "status").stdout
     assert "start-up module: " in shown and "keras_bn_patch_startup.py" in shown, shown
+    assert "a new Python process of this environment starts unpatched (observed)" in shown, shown
+    # a process this one starts patched (the start-up path) is not what the environment does
+    shown = run_python("import keras_bn_patch, runpy, sys; sys.argv = ['keras-bn-patch', 'site', 'status'];"
+                       "runpy.run_module('keras_bn_patch', run_name='__main__')", check=False).stdout
+    assert "starts unpatched (observed)" in shown, shown
+
+
+def test_site_install_user_refuses_where_the_user_site_is_never_read():
+    """In a virtual environment (every test session runs in one), with -s or PYTHONNOUSERSITE,
+    a .pth in the user site-packages would never run: refused, exit 2, nothing written."""
+    import site
+    user_pth = os.path.join(site.getusersitepackages(), "keras_bn_patch.pth")
+    assert sys.prefix != sys.base_prefix, "the test needs a virtual environment"
+    for env in (None, {"PYTHONNOUSERSITE": "1"}):
+        process = run_python("-m", "keras_bn_patch", "site", "install", "--user", env=env, check=False)
+        assert process.returncode == 2, process.stderr
+        assert "--user: this interpreter never reads the user site-packages" in process.stderr, process.stderr
+        assert "(it runs in a virtual environment" in process.stderr, process.stderr
+        assert not os.path.exists(user_pth)
+    shown = run_python("-m", "keras_bn_patch", "site", "install", "--user", "-h").stdout
+    assert "--user" in shown
 
 
 def test_load_ext_with_keras_bn_patch_0_installs_nothing(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import keras_bn_patch
 from helpers import run_python
 from helpers.tools import RNG, X, accuracy, fine_tuned_without_the_patch, nested_model
+from keras_bn_patch import demo as _demo
 
 
 def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
@@ -15,6 +16,7 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     path = str(tmp_path / "fine_tuned.h5")
     model.save(path)
     np.save(str(tmp_path / "x.npy"), x)
+    np.savez(str(tmp_path / "labelled.npz"), x=x, y=y)
     loaded = api.keras.models.load_model(path, compile=False)
     broken = accuracy(loaded, x, y)
 
@@ -25,30 +27,51 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     assert [row["path"] for row in frozen] == ["backbone_bn_0", "backbone_bn_1"]
     cli = ["-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "x.npy"), "--flavour", api.name,
            "--json"]
+    labelled = ["-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
+                "--flavour", api.name]
     if api.name == "keras3":  # Keras 3 holds frozen BN itself: the trap never happened
         assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
         assert run_python(*cli, check=False).returncode == 0
+        with keras_bn_patch.disabled():
+            with_labels = keras_bn_patch.diagnose(loaded, x, y=y)
+        assert with_labels.verdict == "healthy" and not with_labels.labels["fine_tuned_in_the_trap"]
+        assert run_python(*labelled, check=False).returncode == 0
         assert abs(broken - train_accuracy) < 0.05
         return
     if all(row["handled_by"] == "native" for row in frozen):
         # TF >= 2.2 loads the saved layers as its native class: held from now on, but the
-        # head was fitted to batch statistics. The caller knows; the file does not.
-        assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
+        # head was fitted to batch statistics. Without labels the file does not say so.
+        assert report.healthy and report.verdict == "healthy" and {row["verdict"] for row in frozen} == {"held"}
         assert run_python(*cli, check=False).returncode == 0
     else:
-        # Plain Keras would train them on batch statistics: advice about a future fit() (exit 0
-        # unless --strict), since the file does not say how it was fine-tuned.
+        # Plain Keras would train them on batch statistics: advice about a future fit(), its own
+        # word and exit code (3; 1 with --strict), since the file does not say how it was fine-tuned.
         assert all(row["handled_by"] == "unpatched" for row in frozen)
         assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs patch"] * 2
+        assert report.verdict == "advice" and "Verdict: advice" in str(report)
         assert "import keras_bn_patch" in report.advice
         process = run_python(*cli, check=False)
-        assert process.returncode == 0 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
-        assert "--fine-tuned-unpatched" in process.stderr
+        assert process.returncode == 3 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
+        assert "give its labels" in process.stderr and "--fine-tuned-unpatched" in process.stderr
         assert run_python(*cli + ["--strict"], check=False).returncode == 1
+    # The labels tell, without a flag: batch statistics fit them far better than the moving ones.
+    with keras_bn_patch.disabled():
+        with_labels = keras_bn_patch.diagnose(loaded, x, y=y)
+    print(with_labels)
+    figures = with_labels.labels
+    assert figures["fine_tuned_in_the_trap"] and figures["metrics"] == ("accuracy", "cross_entropy")
+    assert figures["batch_statistics"]["accuracy"] > figures["moving_statistics"]["accuracy"] + 0.1
+    assert figures["moving_statistics"]["accuracy"] == pytest.approx(broken, abs=1e-6)
+    assert with_labels.verdict == "needs action" and [row["verdict"] for row in with_labels.rows] == \
+        ["needs recalibration"] * 2 and "fine-tuned in the trap" in str(with_labels)
+    process = run_python(*labelled, check=False)
+    assert process.returncode == 1 and "Verdict: needs action" in process.stdout, process.stdout
+    assert "fine-tuned in the trap" in process.stdout
+
     with keras_bn_patch.disabled():
         report = keras_bn_patch.diagnose(loaded, x, fine_tuned_unpatched=True)
     assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs recalibration"] * 2
-    assert "Verdict: problems found" in str(report)
+    assert "Verdict: needs action" in str(report)
     process = run_python(*cli + ["--fine-tuned-unpatched"], check=False)
     assert process.returncode == 1 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
     assert broken < train_accuracy - 0.1  # the trap: predict() far below what fit() reported
@@ -62,6 +85,33 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     assert repaired > train_accuracy - 0.03
     with keras_bn_patch.disabled():
         assert keras_bn_patch.diagnose(loaded, x).healthy
+        assert not keras_bn_patch.diagnose(loaded, x, y=y).labels["fine_tuned_in_the_trap"]
+
+
+def test_a_model_fine_tuned_with_the_patch_shows_no_trap_in_its_labels(api, tmp_path):
+    """The same fine-tune, held by the patch: its head was fitted to the moving statistics, which
+    fit the labels as well as batch statistics or better: no trap, held layers stay held."""
+    setup = _demo.Setup(api)
+    setup.fine_tune(api)
+    path = str(tmp_path / "held.h5")
+    setup.model.save(path)
+    np.savez(str(tmp_path / "labelled.npz"), x=setup.x, y=setup.y)
+    loaded = api.keras.models.load_model(path, compile=False)
+    with keras_bn_patch.disabled():
+        report = keras_bn_patch.diagnose(loaded, setup.x, y=setup.y)
+    print(report)
+    figures = report.labels
+    assert not figures["fine_tuned_in_the_trap"]
+    assert figures["moving_statistics"]["accuracy"] >= figures["batch_statistics"]["accuracy"] - 0.02
+    process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
+                         "--flavour", api.name, check=False)
+    frozen = {row["handled_by"] for row in report.rows if row["state"] == "frozen"}
+    if frozen <= {"native", "patched"}:  # held where it is loaded: nothing to do
+        assert report.verdict == "healthy" and process.returncode == 0, process.stdout
+    else:  # plain Keras 2 / TF 1 would trap a future fine-tune: advice, not a repair
+        assert report.verdict == "advice" and process.returncode == 3, process.stdout
+        assert "its labels show no fine-tune in the trap" in report.advice
+        assert "recalibrate" not in report.advice
 
 
 def training_mode_outputs(api, model, x, batch_size):

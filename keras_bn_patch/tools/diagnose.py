@@ -29,6 +29,13 @@ ADVICE = {
     NEEDS_RECALIBRATION: "recalibrate: its moving statistics do not describe the data",
 }
 PROBLEMS = (NEEDS_PATCH, NEEDS_RECALIBRATION)
+# The report's verdict, one word each, and the CLI's exit code for it (2 is bad usage).
+HEALTHY, ADVISED, NEEDS_ACTION = "healthy", "advice", "needs action"
+EXIT_CODES = {HEALTHY: 0, NEEDS_ACTION: 1, ADVISED: 3}
+# With labels: batch statistics fit them "clearly better" than the moving ones when the
+# accuracy is higher by this much (classification) or the squared error lower by this share.
+TRAP_ACCURACY_GAIN = 0.05
+TRAP_ERROR_REDUCTION = 0.2
 # "handled by" for a layer the model's own code calls with training=False: Keras holds it in
 # fit() itself, patched or not, frozen or not.
 INFERENCE_CALL = "training=False"
@@ -86,17 +93,22 @@ class Report(object):
     """What diagnose() found.  ``rows``: one dict per BN layer; ``model``: the whole model's
     training-mode vs inference-mode comparison; ``healthy``, ``verdict``, ``advice``."""
 
-    def __init__(self, rows, model, tolerance):
-        self.rows, self.model, self.tolerance = rows, model, tolerance
+    def __init__(self, rows, model, tolerance, labels=None):
+        self.rows, self.model, self.tolerance, self.labels = rows, model, tolerance, labels
         problems = [row for row in rows if row["verdict"] in PROBLEMS]
         self.healthy = not problems
-        self.verdict = "healthy" if self.healthy else "problems found"
+        # "advice": only frozen layers that plain Keras would fine-tune on batch statistics,
+        # advice about a future fit(), not statistics that are wrong now.
+        self.verdict = HEALTHY if self.healthy else NEEDS_ACTION if any(
+            row["verdict"] == NEEDS_RECALIBRATION for row in problems) else ADVISED
         # Held layers normalised with their moving statistics in fit() too: the layers after
         # them were trained on those, so a repair leaves them as they are.
         unheld = [row["path"] for row in rows if row["verdict"] != HELD]
         repair = "keras_bn_patch.recalibrate(model, data%s)" % (
             ", layers=%r" % unheld if len(unheld) < len(rows) else "")
-        if any(row["verdict"] == NEEDS_PATCH for row in rows):
+        if any(row["verdict"] == NEEDS_PATCH for row in rows) and labels is not None:
+            self.advice = "import keras_bn_patch before fine-tuning it (its labels show no fine-tune in the trap)"
+        elif any(row["verdict"] == NEEDS_PATCH for row in rows):
             self.advice = ("import keras_bn_patch before fine-tuning; if this model was already fine-tuned "
                            "without it, %s" % repair)
         elif problems:
@@ -107,9 +119,13 @@ class Report(object):
         else:
             self.advice = "nothing to do"
 
+    def exit_code(self, strict=False):
+        """The CLI's exit code: 0 healthy, 1 needs action, 3 advice (1 with ``strict``)."""
+        return EXIT_CODES[NEEDS_ACTION if strict and self.verdict == ADVISED else self.verdict]
+
     def to_dict(self):
         return {"healthy": self.healthy, "verdict": self.verdict, "advice": self.advice,
-                "tolerance": self.tolerance, "model": self.model, "layers": self.rows}
+                "tolerance": self.tolerance, "model": self.model, "layers": self.rows, "labels": self.labels}
 
     def __str__(self):
         if not self.rows:
@@ -125,6 +141,8 @@ class Report(object):
                          "difference %.3g%s." % (self.model["samples"], self.model["difference"],
                                                  "" if agreement is None else
                                                  ", same predicted class for %.1f%%" % (100 * agreement)))
+        if self.labels is not None:
+            lines.append(_labels_line(self.labels))
         lines.append("Verdict: %s (tolerance %g). Advice: %s." % (self.verdict, self.tolerance, self.advice))
         return "\n".join(lines)
 
@@ -144,7 +162,15 @@ def _verdict(distance, frozen, handled_by, tolerance, fine_tuned_unpatched):
     return NEEDS_PATCH if handled_by == "unpatched" else HELD
 
 
-def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None):
+def _labels_line(labels):
+    figures = ", ".join("%s %.4g with batch statistics vs %.4g with moving statistics" % (
+        name, labels["batch_statistics"][name], labels["moving_statistics"][name]) for name in labels["metrics"])
+    return "On the labels (%d samples): %s: %s." % (labels["samples"], figures, (
+        "the layers after the BN layers were fitted to batch statistics: fine-tuned in the trap"
+        if labels["fine_tuned_in_the_trap"] else "no sign of a fine-tune in the trap"))
+
+
+def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None, y=None):
     """Report, for each BN layer of ``model`` and for the whole model, how far training-mode
     and inference-mode behaviour differ on ``x``, with a verdict and advice (see ``Report``).
     ``x`` and ``steps``: as ``data`` and ``steps`` of recalibrate().
@@ -154,12 +180,20 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     was already fine-tuned where that layer used batch statistics (plain Keras 2, TF < 2.2,
     or a tf.compat.v1 layer, without the patch; a saved model loaded in TF >= 2.2 comes back
     with native layers): say so with ``fine_tuned_unpatched=True``, and such layers count
-    as needing recalibration."""
+    as needing recalibration.
+
+    ``y``: labels of ``x`` (an array, class indices, one-hot rows or regression targets), when
+    ``x`` is an array.  The model's fit to them with its BN layers normalised by batch statistics
+    (as plain Keras's fit() ran the frozen ones) and by their moving statistics tells which the
+    layers after them were fitted to: when batch statistics fit clearly better, the model was
+    fine-tuned in the trap (as ``fine_tuned_unpatched=True``); both figures are in
+    ``report.labels``."""
     api = keras_api.for_model(model)
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError("tolerance must be a positive number, got %r" % (tolerance,))
     batches = _data.Batches(api, model, x, batch_size=batch_size, steps=steps, name="x")
+    labels = None if y is None else _labels_for(x, y)
     found = bn_layers(model)
     if not found:
         return Report([], None, tolerance)
@@ -172,8 +206,17 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
         # Both passes at once: one function, and TensorFlow runs the two modes side by side.
         # With every layer held, training mode is inference mode: one pass is the whole cost.
         modes = [(layers, (), True)] + ([((), unheld, True)] if unheld else [])
+        # With labels, also as plain Keras's fit() ran every layer: on batch statistics, but
+        # those the model's own code calls with training=False.
+        in_plain_fit = [layer for layer in layers if handled_by[layer] != INFERENCE_CALL]
+        if labels is not None and in_plain_fit != unheld:
+            modes.append(((), in_plain_fit, True))
         results = _forward.runner(api, model, layers, fused=True).measure_modes(batches, modes)
-        (inference, moments), training = results[0], results[-1][0]
+        (inference, moments), training = results[0], results[1 if unheld else 0][0]
+    fit = None
+    if labels is not None:
+        fit = _fit_to_labels(results[-1][0] if in_plain_fit else inference, inference, labels)
+        fine_tuned_unpatched = fine_tuned_unpatched or fit["fine_tuned_in_the_trap"]
     values = _bn_stats.layer_values(api, layers)
     rows = []
     for path, layer, frozen in found:
@@ -185,7 +228,55 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
         rows.append(dict(path=path, state="frozen" if frozen else "trainable", handled_by=handled_by[layer],
                          verdict=verdict, advice=INFERENCE_CALL_ADVICE if verdict == HELD and
                          handled_by[layer] == INFERENCE_CALL else ADVICE[verdict], **distance))
-    return Report(rows, _compare(training, inference), tolerance)
+    return Report(rows, _compare(training, inference), tolerance, fit)
+
+
+def _labels_for(x, y):
+    """``y`` as an array, one label per sample of array ``x``; anything else is a clear error."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError("y is taken with x as an array (the labels of its samples in order), got x of type %s"
+                        % type(x).__name__)
+    try:
+        labels = np.asarray(y)
+    except Exception as error:
+        raise TypeError("y must be an array of labels, got %s (%s)" % (type(y).__name__, error))
+    if labels.dtype.kind not in "biuf" or labels.ndim == 0 or len(labels) != len(x):
+        raise ValueError("y must hold one numeric label per sample of x (%d), got %s of shape %s"
+                         % (len(x), labels.dtype, labels.shape))
+    return labels
+
+
+def _fit_to_labels(batch_statistics, moving_statistics, labels):
+    """How well the outputs with batch statistics and with moving statistics fit ``labels``:
+    accuracy and cross-entropy for a classifier's outputs (probabilities or logits; labels as
+    indices or one-hot), the mean squared error otherwise; and whether batch statistics fit
+    clearly better."""
+    outputs = {"batch_statistics": np.concatenate(batch_statistics), "moving_statistics": np.concatenate(moving_statistics)}
+    first = outputs["batch_statistics"]
+    classes = first.shape[-1] if first.ndim == 2 and first.shape[-1] > 1 else None
+    if classes is not None and (labels.ndim == 1 or labels.shape == first.shape):
+        indices = labels.argmax(axis=-1) if labels.ndim == 2 else labels.astype("int64")
+        figures = {name: {"accuracy": float(np.mean(output.argmax(axis=-1) == indices)),
+                          "cross_entropy": _cross_entropy(output, indices)} for name, output in outputs.items()}
+        trap = figures["batch_statistics"]["accuracy"] - figures["moving_statistics"]["accuracy"] >= TRAP_ACCURACY_GAIN
+        metrics = ("accuracy", "cross_entropy")
+    else:
+        target = labels.reshape(first.shape) if labels.size == first.size else labels
+        figures = {name: {"mean_squared_error": float(np.mean(np.square(output - target)))}
+                   for name, output in outputs.items()}
+        trap = figures["batch_statistics"]["mean_squared_error"] <= \
+            (1 - TRAP_ERROR_REDUCTION) * figures["moving_statistics"]["mean_squared_error"]
+        metrics = ("mean_squared_error",)
+    return dict(figures, metrics=metrics, samples=int(len(labels)), fine_tuned_in_the_trap=bool(trap))
+
+
+def _cross_entropy(output, indices):
+    output = output.astype("float64")
+    if output.min() < 0 or not np.allclose(output.sum(axis=-1), 1, atol=1e-3):  # logits
+        output = np.exp(output - output.max(axis=-1, keepdims=True))
+        output /= output.sum(axis=-1, keepdims=True)
+    picked = output[np.arange(len(indices)), np.clip(indices, 0, output.shape[-1] - 1)]
+    return float(-np.mean(np.log(np.maximum(picked, 1e-12))))
 
 
 def _compare(training, inference):

@@ -11,6 +11,8 @@ Read: an h5 file's ``model_config``, a ``.keras`` archive's ``config.json``, a S
 """
 import json
 import os
+import shutil
+import tempfile
 import zipfile
 
 # Deserialised by name from TensorFlow's API (no code in the file): TF 2's functional models
@@ -144,3 +146,77 @@ def _varint(data, position):
         shift += 7
         if not byte & 0x80:
             return value, position
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK"
+
+
+def unreadable(path):
+    """What keeps ``path`` from being a model file any Keras could read, in words naming the
+    problem (missing, empty, a directory that is no SavedModel, not HDF5, truncated), or None."""
+    if not os.path.exists(path):
+        return "no model file %s" % path
+    if os.path.isdir(path):
+        pb = os.path.join(path, "saved_model.pb")
+        if not os.path.isfile(pb):
+            return "%s is a directory without saved_model.pb: not a SavedModel" % path
+        return "%s/saved_model.pb is empty: the SavedModel is incomplete" % path if os.path.getsize(pb) == 0 else None
+    if os.path.getsize(path) == 0:
+        return "%s is empty (0 bytes)" % path
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+    if start.startswith(_ZIP_SIGNATURE):
+        if not zipfile.is_zipfile(path):
+            return "%s is a damaged or truncated zip archive (a .keras file must be a whole zip)" % path
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "%s is a zip archive without config.json: not a .keras model file" % path
+        return None
+    if start != _HDF5_SIGNATURE:
+        return ("%s is not a model file: neither HDF5 (.h5) nor a .keras archive (it starts with %r), and not a "
+                "SavedModel directory" % (path, start))
+    try:
+        import h5py
+        with h5py.File(path, "r") as handle:
+            handle.attrs.get("model_config")
+    except ImportError:
+        return None  # the flavour's own loader says
+    except Exception as error:
+        return "%s is an HDF5 file that cannot be read: truncated or damaged (%s)" % (path, str(error).split("\n")[0])
+    return None
+
+
+def save_options(source, out):
+    """The format a recalibrated copy of ``source`` is saved in: its own, which ``out``'s name
+    must allow (every Keras picks the format from the name); a clear error naming --out if not."""
+    ending = os.path.splitext(out)[1].lower()
+    if os.path.isdir(source):
+        if ending in (".h5", ".hdf5", ".keras"):
+            raise ValueError("--out %s: the model is a SavedModel directory; name a directory, not a %s file"
+                             % (out, ending))
+        return {"save_format": "tf"}
+    if zipfile.is_zipfile(source):
+        if ending != ".keras":
+            raise ValueError("--out %s: the model is a .keras file; name the new one *.keras" % out)
+        return {}
+    if ending not in (".h5", ".hdf5"):
+        raise ValueError("--out %s: the model is an HDF5 file; name the new one *.h5 (or *.hdf5)" % out)
+    return {}
+
+
+def save(model, target, options):
+    """``model`` saved at ``target`` whole or not at all: written beside it, then moved over it."""
+    directory = os.path.dirname(os.path.abspath(target)) or "."
+    scratch = tempfile.mkdtemp(prefix=".keras-bn-patch-", dir=directory)
+    try:
+        written = os.path.join(scratch, os.path.basename(target))
+        try:
+            model.save(written, **options)
+        except TypeError:  # Keras 2 and Keras 3 take no save_format: the name decides
+            model.save(written)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        os.replace(written, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
