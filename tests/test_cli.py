@@ -1,6 +1,7 @@
 """``keras-bn-patch diagnose`` and ``status`` in a fresh interpreter: usage errors exit 2, a
 healthy model in every saved format exits 0."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -100,3 +101,63 @@ def test_cli_version():
     from keras_bn_patch import __version__
     process = run_python("-m", "keras_bn_patch", "--version")
     assert process.stdout.strip() == "keras-bn-patch %s" % __version__
+
+
+def test_cli_recalibrate_writes_a_new_file_equal_to_the_python_api(api, tmp_path):
+    """In every saved format of the flavour: the new file's statistics are those the Python API
+    gives the loaded model, the input file is not touched, an existing --out is not replaced
+    without --overwrite, and a file whose loading would run its code is refused."""
+    model, _ = nested_model(api)
+    model.compile(sgd(api, 0.0), "mse")  # TF 1.9-1.10 cannot save an uncompiled model
+    data = (X * 3 + 2).astype("float32")
+    np.save(str(tmp_path / "x.npy"), data)
+    for name, path in save_every_format(api, model, tmp_path):
+        if name == "saved_model" and api.version.startswith("2.1."):
+            continue  # TF 2.1 cannot load this SavedModel as a Keras model (test above)
+        before = _contents(path)
+        out = str(tmp_path / ("new_" + name))
+        command = ["-m", "keras_bn_patch", "recalibrate", path, "--data", str(tmp_path / "x.npy"), "--out", out,
+                   "--flavour", api.name, "--batch-size", "16"]
+        process = run_python(*command, check=False)
+        assert process.returncode == 0, process.stderr[-3000:]
+        assert "wrote %s" % out in process.stdout and "backbone/bn_mid" in process.stdout
+        assert _contents(path) == before, name
+        expected = api.keras.models.load_model(path, compile=False)
+        with keras_bn_patch.disabled():
+            keras_bn_patch.recalibrate(expected, data, batch_size=16, verbose=0)
+        written = api.keras.models.load_model(out, compile=False)
+        for a, b in zip(expected.get_weights(), written.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        again = run_python(*command, check=False)
+        assert again.returncode == 2 and "pass --overwrite" in again.stderr
+        itself = run_python(*command[:5] + [path] + command[7:], check=False)
+        assert itself.returncode == 2 and _contents(path) == before
+    wrong = run_python("-m", "keras_bn_patch", "recalibrate", str(tmp_path / "model.h5"), "--data",
+                       str(tmp_path / "x.npy"), "--out", str(tmp_path / "new.keras"), "--flavour", api.name,
+                       check=False)
+    assert wrong.returncode == 2 and "--out " in wrong.stderr and "*.h5" in wrong.stderr
+
+    layers = api.keras.layers
+    inputs = layers.Input((8,))
+    coded = api.keras.models.Model(inputs, layers.Lambda(lambda t: t * 2.0, name="doubled")(api.bn()(inputs)))
+    coded.compile(sgd(api, 0.0), "mse")
+    coded_path = str(tmp_path / ("coded.keras" if api.name == "keras3" else "coded.h5"))
+    coded.save(coded_path)
+    refused = run_python("-m", "keras_bn_patch", "recalibrate", coded_path, "--data", str(tmp_path / "x.npy"),
+                         "--out", str(tmp_path / ("coded_new" + os.path.splitext(coded_path)[1])),
+                         "--flavour", api.name, check=False)
+    assert refused.returncode == 2 and "refused to load" in refused.stderr and "Lambda" in refused.stderr
+    assert not os.path.exists(str(tmp_path / ("coded_new" + os.path.splitext(coded_path)[1])))
+
+
+def _contents(path):
+    """Every byte of a file, or of every file in a directory, by relative path."""
+    if os.path.isdir(path):
+        found = {}
+        for folder, _, names in os.walk(path):
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    found[os.path.relpath(os.path.join(folder, name), path)] = handle.read()
+        return found
+    with open(path, "rb") as handle:
+        return handle.read()
