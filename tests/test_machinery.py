@@ -22,7 +22,13 @@ FAKE_KERAS = {
     "keras/backend.py": (
         "def moving_average_update(x, value, momentum):\n    return (x, value, momentum)\n"
         "def normalize_batch_in_training(x, gamma, beta, axes, epsilon=1e-3):\n    return (x, gamma, beta)\n"),
-    "keras/layers/__init__.py": "from .normalization import *\n",
+    "keras/layers/__init__.py": "from .normalization import *\nfrom . import wrappers\n",
+    "keras/layers/wrappers.py": (
+        "class Wrapper(object):\n"
+        "    trainable = True\n"
+        "    def __init__(self, layer):\n        self.layer = layer\n"
+        "    @property\n    def trainable_weights(self):\n        return ['inner trainable']\n"
+        "    @property\n    def non_trainable_weights(self):\n        return ['inner statistics']\n"),
     "keras/layers/normalization.py": (
         "class BatchNormalization(object):\n"
         "    trainable = True\n"
@@ -115,8 +121,21 @@ def test_keras_2_1_2_also_gates_the_moving_average_update(fake_keras):
         import keras_bn_patch, keras, wrapt
         assert isinstance(vars(keras.backend)["moving_average_update"], wrapt.FunctionWrapper)
         assert keras.backend.moving_average_update(1, 2, 3) == (1, 2, 3)  # outside a BN call: as is
+        # 2.1.2's wrappers keep `trainable` to themselves: a frozen wrapper of a BN trains nothing
+        from keras.layers.wrappers import Wrapper
+        from keras.layers.normalization import BatchNormalization
+        patched = vars(Wrapper)["trainable_weights"]  # our getter
+        bn, other = Wrapper(BatchNormalization()), Wrapper(object())
+        bn.layer.trainable_weights, bn.layer.non_trainable_weights = ["gamma"], ["moving_mean"]
+        assert bn.trainable_weights == ["inner trainable"]  # trainable wrapper: as is
+        bn.trainable = other.trainable = False
+        assert bn.trainable_weights == [] and bn.non_trainable_weights == ["gamma", "moving_mean"]
+        assert other.trainable_weights == ["inner trainable"]  # not a BN inside: as plain Keras
+        with keras_bn_patch.disabled():
+            assert bn.trainable_weights == ["inner trainable"]
         keras_bn_patch.uninstall()
         assert not isinstance(vars(keras.backend)["moving_average_update"], wrapt.FunctionWrapper)
+        assert vars(Wrapper)["trainable_weights"] is not patched and bn.trainable_weights == ["inner trainable"]
         print("OK")
     """)
     assert out.strip().endswith("OK")
