@@ -42,8 +42,7 @@ _warned = set()  # engines warned about in this process (once each)
 def _warn_once(engine, message):
     if engine not in _warned:
         _warned.add(engine)
-        log.logger().warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        log.warn(message, stacklevel=4)
 
 
 def _watching():

@@ -342,3 +342,15 @@ def test_status_says_why_nothing_is_installed_and_is_enabled_agrees(fake_keras):
     environment = {"PYTHONPATH": path + ":" + ":".join(p for p in sys.path if p), "KERAS_BN_PATCH": "0"}
     shown = run_python("-m", "keras_bn_patch", "status", env=environment).stdout
     assert "not installed in this process (KERAS_BN_PATCH=0 is set)" in shown, shown
+
+
+def test_a_warning_is_printed_once(fake_keras):
+    """An unsupported Keras is said once on stderr (a RuntimeWarning), not also by logging's
+    last-resort handler; with logging configured, the logger gets it too."""
+    path = {"PYTHONPATH": fake_keras("1.2.2") + ":" + ":".join(p for p in sys.path if p)}
+    code = "import keras_bn_patch, keras; print('OK')"
+    process = run_python(code, env=path)
+    assert process.stderr.count("keras 1.2.2 is unsupported") == 1, process.stderr
+    configured = run_python("import logging, sys; logging.basicConfig(stream=sys.stdout); " + code, env=path)
+    assert "WARNING:keras_bn_patch:keras_bn_patch: keras 1.2.2 is unsupported" in configured.stdout, configured.stdout
+    assert configured.stderr.count("keras 1.2.2 is unsupported") == 1, configured.stderr

@@ -62,9 +62,7 @@ def check(model, view):
                    "still train on batch statistics. Fix: import keras_bn_patch before building the model "
                    "(first line of the script or notebook, or run it with keras_bn_patch installed from the "
                    "start), then build it again" % (model_name, len(names), ", ".join(names)))
-        log.logger().warning(message)
-        import warnings
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        log.warn(message, stacklevel=4)
 
 
 def not_held():

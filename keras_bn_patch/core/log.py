@@ -8,3 +8,14 @@ Importing ``logging`` would be a large share of the package's import time (bench
 def logger():
     import logging
     return logging.getLogger("keras_bn_patch")
+
+
+def warn(message, stacklevel=1):
+    """Say ``message`` once, as a RuntimeWarning (shown on stderr, filterable like any warning),
+    and in the ``keras_bn_patch`` logger when logging is configured: without a handler, logging's
+    last-resort handler would print it to stderr a second time."""
+    import warnings
+    found = logger()
+    if found.hasHandlers():
+        found.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)

@@ -7,7 +7,6 @@ Model hooks skip it (``left_alone``).
 """
 import importlib
 import sys
-import warnings
 
 from . import log, patching, registry
 
@@ -37,8 +36,7 @@ def unsupported(label, version_of, why, package=None):
         found = version(version_of)  # unknown while the package is still being imported
         message = "keras_bn_patch: %s%s is %s; it is left untouched" % (
             label, "" if found == "unknown" else " " + found, state)
-        log.logger().warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        log.warn(message, stacklevel=2)
 
 
 def left_alone(module_name):
