@@ -306,6 +306,7 @@ def test_status_names_this_flavour(api):
     assert label in status, status
     assert status[label]["state"] == state, status
     assert version_tuple(status[label]["version"]) >= support.flavour(label).first, status  # read, not "unknown"
+    assert status[label]["version"] == api.version, status  # one spelling: the package the support table judges
 
 
 def test_call_signature_and_config_unchanged(api):

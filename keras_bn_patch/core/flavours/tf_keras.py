@@ -31,7 +31,9 @@ class TfKerasFlavour(Flavour):
     def __init__(self, family, tensorflow_wide=False):
         Flavour.__init__(self)
         self.family = family
-        self.label, self.version_of = family.label, family.version_of
+        # status() reports the version of the package the support table judges the flavour by
+        # (TensorFlow for tf.keras, also where a keras 2.6-2.15 package holds its code)
+        self.label, self.version_of = family.label, support.flavour(family.label).package
         self._tensorflow_wide = tensorflow_wide
         self._native_v2 = None
         self._call_context_accessor = None  # found on first use: see _call_context
