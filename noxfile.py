@@ -55,7 +55,7 @@ MACHINERY_TESTS = ["tests/test_machinery.py", "tests/test_new_release.py", "test
                    "tests/test_support_table.py", "tests/test_children.py"]
 # The release files (the nox session `package`): they need `build` and `twine`, and no Keras.
 PACKAGE_TESTS = ["tests/test_package.py"]
-PACKAGE_DEPS = ["build", "twine", "pytest"]
+PACKAGE_DEPS = ["build", "twine", "pytest", "mypy"]  # mypy: the public API's types
 DOCS_DEPS = ["sphinx"]
 # Third-party model code legacy users fine-tune (tests/test_model_zoos.py), in one session.
 ZOOS = {"keras224": ["image-classifiers==1.0.0", "keras-resnet==0.2.0"]}

@@ -52,6 +52,30 @@ class SupportTable(Directive):
         return []
 
 
+def check_rendered(app, error):
+    """After an HTML build: every public name has its entry in the API reference, and no numbered
+    list fell apart (an item that lost its indentation renders as a paragraph starting "2. ")."""
+    if error is not None or app.builder.format != "html":
+        return
+    import re
+    import keras_bn_patch
+    problems = []
+    with open(os.path.join(app.outdir, "reference", "api.html")) as handle:
+        api = handle.read()
+    problems += ["the API reference does not render keras_bn_patch.%s" % name for name in keras_bn_patch.__all__
+                 if 'id="keras_bn_patch.%s"' % name not in api]
+    for folder, _, names in os.walk(app.outdir):
+        for name in names:
+            if name.endswith(".html"):
+                with open(os.path.join(folder, name)) as handle:
+                    broken = re.findall(r"<p>(\d+)\. ", handle.read())
+                problems += ["%s: numbered item %s renders as a paragraph, outside its list"
+                             % (os.path.relpath(os.path.join(folder, name), app.outdir), number) for number in broken]
+    if problems:
+        raise RuntimeError("the built documentation is not what its sources say:\n" + "\n".join(problems))
+
+
 def setup(app):
     app.add_directive("keras-bn-patch-cli", CommandLine)
     app.add_directive("keras-bn-patch-support-table", SupportTable)
+    app.connect("build-finished", check_rendered)

@@ -10,6 +10,7 @@ from .core import install as _install
 from .core import switch as _switch
 from .core.install import is_installed
 from .core.switch import disable, disabled, enable, enabled
+from .tools import defaults as _defaults
 
 __version__ = "0.1.0"
 __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enabled",
@@ -66,9 +67,10 @@ def unload_ipython_extension(ipython):
 
 
 # The tools import NumPy and Keras only when called: `import keras_bn_patch` stays light.
-def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None, y=None):
+def diagnose(model, x, batch_size=None, tolerance=_defaults.DIAGNOSE_TOLERANCE, fine_tuned_unpatched=False,
+             steps=None, y=None):
     """Which BN layers make ``model`` predict differently from how it trains on ``x``: a report
-    (``print(report)``, ``report.to_dict()``).  tolerance: the largest harmless discrepancy (0.2).
+    (``print(report)``, ``report.to_dict()``).  tolerance: the largest harmless discrepancy.
     ``y``: the labels of ``x``, which tell whether the model was fine-tuned in the trap.
     See ``keras_bn_patch.tools.diagnose.diagnose``."""
     from .tools.diagnose import diagnose
@@ -77,7 +79,7 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",
-                tolerance=None, memory_limit=None):
+                tolerance=_defaults.RECALIBRATE_TOLERANCE, memory_limit=_defaults.MEMORY_LIMIT):
     """Set the chosen BN layers' moving statistics to the exact statistics of ``data``, in one
     pass over it whatever ``batch_size`` (which bounds one model call's memory): all of it in one
     batch where it fits in ``memory_limit`` bytes, else layer after layer, each run once per

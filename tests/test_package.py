@@ -57,3 +57,49 @@ def test_the_wheel_holds_only_the_package_and_its_start_up_module(dists):
     assert any(name.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in name for name in names), names
     assert "Requires-Python: >=3.6" in metadata and "License :: OSI Approved :: MIT License" in metadata
     assert "Provides-Extra: tf1" in metadata and "Requires-Dist: wrapt>=1.10" in metadata
+
+
+def _public_functions():
+    import inspect
+    import keras_bn_patch
+    return {name: getattr(keras_bn_patch, name) for name in dir(keras_bn_patch)
+            if not name.startswith("_") and inspect.isfunction(getattr(keras_bn_patch, name))}
+
+
+def test_the_type_stub_has_every_public_function_with_its_parameters():
+    """``__init__.pyi`` (the types checkers read) names every public function with the runtime's
+    parameters, in order, each with a default where the runtime has one."""
+    import ast
+    import inspect
+    with open(os.path.join(ROOT, "keras_bn_patch", "__init__.pyi")) as handle:
+        stub = {node.name: node for node in ast.parse(handle.read()).body if isinstance(node, ast.FunctionDef)}
+    for name, function in _public_functions().items():
+        assert name in stub, name
+        arguments = stub[name].args
+        parameters = list(inspect.signature(function).parameters.values())
+        assert [argument.arg for argument in arguments.args] == [p.name for p in parameters], name
+        with_defaults = [p.name for p in parameters if p.default is not p.empty]
+        assert [argument.arg for argument in arguments.args[len(arguments.args) - len(arguments.defaults):]] == \
+            with_defaults, name
+
+
+def test_mypy_accepts_typed_use_and_names_a_wrong_argument(tmp_path):
+    """The package ships ``py.typed``: ``mypy --strict`` checks a user's calls against its types."""
+    usage = os.path.join(ROOT, "tests", "typing", "usage.py")
+    command = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
+    process = subprocess.run(command + [usage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, cwd=str(tmp_path))
+    assert process.returncode == 0, process.stdout
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("import keras_bn_patch\nkeras_bn_patch.recalibrate(None, None, memory_limit='1 GiB')\n")
+    process = subprocess.run(command + [str(wrong)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, cwd=str(tmp_path))
+    assert process.returncode == 1 and '"memory_limit"' in process.stdout and '"recalibrate"' in process.stdout, \
+        process.stdout
+
+
+def test_the_wheel_holds_the_types(dists):
+    wheel, = [path for path in dists if path.endswith(".whl")]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "keras_bn_patch/py.typed" in names and "keras_bn_patch/__init__.pyi" in names, names

@@ -142,11 +142,10 @@ def test_without_batch_size_batches_are_as_large_as_memory_allows(api, monkeypat
     keras_bn_patch.recalibrate(model, X, verbose=0, method="layer_by_layer")
     exact = statistics(api, model)
     sizes = []
-    monkeypatch.setattr(module, "BATCH_MEMORY", 64 * 1024)
     monkeypatch.setattr(module, "_counted", lambda batches, seen: [
         seen.append(len(batch[0])) or sizes.append(len(batch[0])) or batch for batch in batches])
     model.set_weights(initial)
-    summary = keras_bn_patch.recalibrate(model, X, verbose=0, method="passes")
+    summary = keras_bn_patch.recalibrate(model, X, verbose=0, method="passes", memory_limit=64 * 1024)
     assert sizes == [128, 72] and summary.passes == 3
     assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
 

@@ -95,6 +95,8 @@ def uninstall():
 
 
 def is_installed():
+    """True when the patch is installed in this process (``import keras_bn_patch`` did it, unless
+    ``KERAS_BN_PATCH=0``; ``uninstall()`` undoes it); ``is_enabled()`` says whether it is on."""
     return _installed
 
 

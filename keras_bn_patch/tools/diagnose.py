@@ -15,9 +15,8 @@ training-mode calls, so no moving statistic moves: nothing about the model chang
 import numpy as np
 
 from ..core import entry as _entry, held as _held, layers as _layers
-from . import bn_stats as _bn_stats, data as _data, forward as _forward, keras_api, table as _table
+from . import bn_stats as _bn_stats, data as _data, defaults, forward as _forward, keras_api, table as _table
 
-DEFAULT_TOLERANCE = 0.2
 
 OK, HELD, NEEDS_PATCH, NEEDS_RECALIBRATION = "ok", "held", "needs patch", "needs recalibration"
 ADVICE = {
@@ -170,7 +169,8 @@ def _labels_line(labels):
         if labels["fine_tuned_in_the_trap"] else "no sign of a fine-tune in the trap"))
 
 
-def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=False, steps=None, y=None):
+def diagnose(model, x, batch_size=None, tolerance=defaults.DIAGNOSE_TOLERANCE, fine_tuned_unpatched=False,
+             steps=None, y=None):
     """Report, for each BN layer of ``model`` and for the whole model, how far training-mode
     and inference-mode behaviour differ on ``x``, with a verdict and advice (see ``Report``).
     ``x`` and ``steps``: as ``data`` and ``steps`` of recalibrate().
@@ -189,7 +189,7 @@ def diagnose(model, x, batch_size=None, tolerance=None, fine_tuned_unpatched=Fal
     fine-tuned in the trap (as ``fine_tuned_unpatched=True``); both figures are in
     ``report.labels``."""
     api = keras_api.for_model(model)
-    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tolerance = defaults.DIAGNOSE_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError("tolerance must be a positive number, got %r" % (tolerance,))
     batches = _data.Batches(api, model, x, batch_size=batch_size, steps=steps, name="x")

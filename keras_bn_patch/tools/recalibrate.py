@@ -41,21 +41,19 @@ anything fails, every weight is put back and no temporary file is left.
 """
 import numpy as np
 
-from . import bn_stats as _bn_stats, data as _data, diagnose as _diagnose, forward as _forward, keras_api
+from . import bn_stats as _bn_stats, data as _data, defaults, diagnose as _diagnose, forward as _forward, keras_api
 from . import staged as _staged, table as _table
 
 SELECTIONS = ("all", "frozen", "trainable")
 METHODS = ("auto", "staged", "passes", "layer_by_layer", "estimate")
-DEFAULT_TOLERANCE = 1e-4
 # Inference passes before the layers still moving are finished one at a time.  Where statistics
 # errors grow from layer to layer (a deep net on small batches), passes settle about one layer
 # each, so more of them would cost more than finishing layer by layer.
 INFERENCE_PASSES = 3
-# memory_limit's default.  Without a batch_size, batches as large as this memory holds (see
+# Without a batch_size, batches as large as this memory holds (see
 # _samples_in_memory): a forward pass keeps a few copies of the model's largest activation alive
 # at its peak, and PEAK_COPIES is an upper bound of them (docs/howto/repair.rst gives the peak
 # memory measured); the staged method keeps up to as much again of activations in memory.
-BATCH_MEMORY = 1 << 30  # bytes
 PEAK_COPIES = 8
 
 
@@ -116,7 +114,7 @@ def _progress_bar(api, target, verbose):
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",
-                tolerance=None, memory_limit=None):
+                tolerance=defaults.RECALIBRATE_TOLERANCE, memory_limit=defaults.MEMORY_LIMIT):
     """Re-estimate ``moving_mean``/``moving_variance`` of the chosen BN layers of ``model`` as the
     population statistics of what they receive from ``data`` in inference mode.
 
@@ -144,10 +142,10 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     if method not in METHODS:
         raise ValueError("method must be 'auto', 'staged', 'passes', 'layer_by_layer' or 'estimate', got %r"
                          % (method,))
-    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tolerance = defaults.RECALIBRATE_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
         raise ValueError("tolerance must be a number >= 0, got %r" % (tolerance,))
-    memory_limit = BATCH_MEMORY if memory_limit is None else memory_limit
+    memory_limit = defaults.MEMORY_LIMIT if memory_limit is None else memory_limit
     if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0:
         raise ValueError("memory_limit must be a number of bytes > 0, got %r" % (memory_limit,))
     batches = _data.Batches(api, model, data, batch_size=batch_size, steps=steps, name="data")
