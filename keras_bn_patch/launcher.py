@@ -32,9 +32,31 @@ def _run_script(path, args):
 def run(target, args, module=False):
     """Run ``target`` (a script path, or a module name with ``module=True``) patched."""
     import keras_bn_patch  # noqa: F401  (installs, children too, unless KERAS_BN_PATCH=0)
-    if module:
-        sys.argv = [target] + list(args)
-        sys.path[0] = os.getcwd()  # as `python -m` does
-        runpy._run_module_as_main(target, alter_argv=True)
-    else:
-        _run_script(target, args)
+    try:
+        if module:
+            sys.argv = [target] + list(args)
+            sys.path[0] = os.getcwd()  # as `python -m` does
+            runpy._run_module_as_main(target, alter_argv=True)
+        else:
+            _run_script(target, args)
+    except Exception as error:  # as Python reports it: exit 1, the program's frames only
+        import traceback
+        traceback.print_exception(type(error), error, _program_frames(error.__traceback__))
+        sys.stderr.flush()
+        raise SystemExit(1)
+
+
+def _program_frames(tb):
+    """The traceback from the program's first frame on: the command line's and this module's
+    frames above it are the launcher's, which ``python SCRIPT`` would not show."""
+    here = os.path.normcase(os.path.abspath(__file__.replace(".pyc", ".py")))
+
+    def ours(entry):
+        return os.path.normcase(os.path.abspath(entry.tb_frame.f_code.co_filename)) == here
+
+    found = tb
+    while found is not None and not ours(found):
+        found = found.tb_next
+    while found is not None and ours(found):
+        found = found.tb_next
+    return found if found is not None else tb

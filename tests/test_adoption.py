@@ -97,3 +97,10 @@ def test_launched_classes_pickle_and_tracebacks_stay(api, tmp_path):
     process = run_python("-m", "keras_bn_patch", "run", str(program), check=False)
     assert process.stdout.strip() == "True", process.stderr[-2000:]
     assert process.returncode == 1 and "ValueError: from the program" in process.stderr
+    # as `python program.py` shows it: the program's own frame first, none of the launcher's
+    frames = [line for line in process.stderr.splitlines() if line.startswith('  File "')]
+    assert frames == ['  File "%s", line 6, in <module>' % program], process.stderr
+    module = run_python("-m", "keras_bn_patch", "run", "-m", "program", check=False, env={"PYTHONPATH": str(tmp_path)})
+    frames = [line for line in module.stderr.splitlines() if line.startswith('  File "')]
+    assert module.returncode == 1 and "keras_bn_patch" not in "".join(frames) and frames[-1].startswith(
+        '  File "%s", line 6' % program), module.stderr
