@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from helpers import run_python
+from helpers import run_python, traces
 from helpers.tools import RNG, X, accuracy, fine_tuned_without_the_patch, nested_model
 from keras_bn_patch import demo as _demo
 
@@ -119,7 +119,8 @@ def training_mode_outputs(api, model, x, batch_size):
     put back: a TF 2 training-mode call moves the moving statistics)."""
     weights = model.get_weights()
     if api.eager:
-        found = [np.asarray(model(x[start:start + batch_size], training=True))
+        convert = api.keras.ops.convert_to_numpy if api.name == "keras3" else np.asarray
+        found = [convert(model(x[start:start + batch_size], training=True))
                  for start in range(0, len(x), batch_size)]
     else:
         K = api.keras.backend
@@ -177,7 +178,7 @@ def test_diagnose_runs_a_model_whose_bn_layers_are_all_held_once(api):
     finally:
         del vars(model)["call"]
     assert [row["verdict"] for row in report.rows] == ["held", "held"]
-    assert len(calls) == 1
+    assert len(calls) == (1 if traces(api) else 7)  # one trace, or one call per batch of 32
     assert report.model["difference"] == 0.0
 
 

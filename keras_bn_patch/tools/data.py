@@ -114,6 +114,8 @@ class Batches(object):
         if isinstance(data, (str, bytes)):
             raise TypeError("%s must be data, not a %s (to use a file, load it first, e.g. with "
                             "numpy.load)" % (name, type(data).__name__))
+        if _is_tensor(data):  # a JAX array, a torch tensor: as the array it holds
+            data = np.asarray(data)
         if isinstance(data, (np.ndarray, list, tuple, dict)):
             self._arrays = _as_arrays(data, name, self._shapes, self._names)
             self._source = self._slices
@@ -174,6 +176,10 @@ class Batches(object):
             yield _join(pending)
 
     def _checked(self, element):
+        element = _numpy(element)
+        if isinstance(element, list) and len(element) in (2, 3) and self._shapes is not None and \
+                len(self._shapes) == 1:
+            element = tuple(element)  # a torch DataLoader's (x, y) batches come as lists
         return _as_arrays(_x_of(element), self.name, self._shapes, self._names)
 
     def _slices(self, size=None):
@@ -210,7 +216,7 @@ class Batches(object):
         import tensorflow as tf
         if self._api.eager:
             for element in self._data:
-                yield self._checked(_numpy(element))
+                yield self._checked(element)
             return
         # TF 1 graph mode: a fresh one-shot iterator per pass, run in Keras's session.
         make = getattr(self._data, "make_one_shot_iterator", None) or (
@@ -244,4 +250,12 @@ def _numpy(element):
         return [_numpy(part) for part in element]
     if isinstance(element, dict):
         return dict((key, _numpy(part)) for key, part in element.items())
+    if _is_tensor(element):
+        return np.asarray(element.cpu() if hasattr(element, "cpu") else element)  # torch: from its device
     return element.numpy() if hasattr(element, "numpy") else element
+
+
+def _is_tensor(value):
+    """A backend's tensor (TensorFlow's, JAX's, torch's): not a NumPy array, but convertible to one."""
+    return not isinstance(value, np.ndarray) and hasattr(value, "__array__") and hasattr(value, "shape") and \
+        hasattr(value, "dtype")

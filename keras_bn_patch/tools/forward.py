@@ -38,7 +38,10 @@ Survey = collections.namedtuple("Survey", "order values_per_sample calls")
 
 def runner(api, model, bn_layers, fused=False):
     """The runner for ``api``'s flavour: see ``Forward``."""
-    return (TraceRunner if api.eager else GraphRunner)(api, model, bn_layers, fused)
+    if not api.eager:
+        return GraphRunner(api, model, bn_layers, fused)
+    return TraceRunner(api, model, bn_layers, fused) if ops.on_tensorflow(api) else \
+        EagerRunner(api, model, bn_layers, fused)
 
 
 @contextlib.contextmanager
@@ -306,6 +309,45 @@ class TraceRunner(Forward):
         with _quiet("tensorflow"):
             wrapped = tf.compat.v1.wrap_function(call, self._signature(tf, batch))
         return wrapped, placeholders, inputs
+
+
+class EagerRunner(Forward):
+    """Keras 3 on JAX or PyTorch: the model called as predict() calls it, in inference mode, with
+    the shadows computing in the backend's own ops (``keras.ops``); no TensorFlow involved."""
+
+    def _build(self, modes):
+        import keras
+        structures = [[] for _ in modes]
+
+        def run(batch):
+            fetches = []
+            for mode, structure in zip(modes, structures):
+                measure, normalise, outputs = mode
+                del structure[:]
+                wanted, found = set(measure), []
+
+                def record(layer, inputs, _structure=structure, _wanted=wanted, _found=found):
+                    self._called(layer)
+                    if layer in _wanted:
+                        _structure.append(layer)
+                        _found.extend(self.moments_of(layer, inputs))
+
+                with _shadowed(self.bn_layers, record, self._replace(normalise)), _unrecorded(self._model):
+                    result = _listed(self._model(_as_input(self._typed(batch)), training=False))
+                fetches += (result[:1] if outputs else []) + found
+            return [keras.ops.convert_to_numpy(value) for value in fetches]
+        return run, structures
+
+    def _typed(self, batch):
+        """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
+        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
+        return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
+                           "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
+
+    def wrapped_inference(self, batch):
+        import keras
+        raise NotImplementedError("Keras 3 on %s runs the model eagerly, with no graph to cut"
+                                  % keras.backend.backend())
 
 
 # Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1

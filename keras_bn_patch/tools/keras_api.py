@@ -40,13 +40,13 @@ def _load(name):
         if not support.supports(name, version_tuple(keras.__version__)):
             return None
         return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, False)
-    import tensorflow as tf
-    eager = getattr(tf, "executing_eagerly", lambda: False)()  # TF 1.5 has no eager mode
-    if name == "keras3":
+    if name == "keras3":  # on any backend: TensorFlow, JAX or PyTorch (it needs no TensorFlow)
         import keras
         if not support.supports(name, version_tuple(keras.__version__)):
             return None
-        return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, eager)
+        return KerasApi(name, keras.__version__, keras, keras.layers.BatchNormalization, True)
+    import tensorflow as tf
+    eager = getattr(tf, "executing_eagerly", lambda: False)()  # TF 1.5 has no eager mode
     if name == "tf_keras":
         import tf_keras
         from tf_keras.src.layers.normalization.batch_normalization_v1 import BatchNormalization
@@ -78,6 +78,11 @@ def for_model(model):
         return load(name)
     raise TypeError("model must be a Keras Model (functional, Sequential or subclassed), got %s"
                     % type(model).__name__)
+
+
+def backend(api):
+    """The backend the flavour computes with: "tensorflow", "theano", "jax" or "torch"."""
+    return api.keras.backend.backend() if hasattr(api.keras.backend, "backend") else "tensorflow"
 
 
 def get_values(api, variables):

@@ -6,8 +6,9 @@ from .bn_stats import channel_axes
 
 
 def on_tensorflow(api):
-    """The flavour runs on TensorFlow (every TF 2 flavour; Keras 2 unless its backend is Theano)."""
-    return api.eager or getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"
+    """The flavour runs on TensorFlow (every TF 2 flavour; Keras 2 unless its backend is Theano;
+    Keras 3 when its backend is)."""
+    return getattr(api.keras.backend, "backend", lambda: "tensorflow")() == "tensorflow"
 
 
 class Ops(object):
@@ -15,7 +16,15 @@ class Ops(object):
     included), TensorFlow's own in TF 2 flavours (Keras 3's backend module lacks them)."""
 
     def __init__(self, api, fused):
-        if api.eager:
+        if api.eager and not on_tensorflow(api):  # Keras 3 on JAX or PyTorch: its own ops
+            import keras
+            self.mean, self.sum = (lambda x, axis, keepdims=False, _f=f: _f(x, axis=axis, keepdims=keepdims)
+                                   for f in (keras.ops.mean, keras.ops.sum))
+            self.square, self.sqrt, self.reshape, self.cast = keras.ops.square, keras.ops.sqrt, keras.ops.reshape, \
+                keras.ops.cast
+            self.shape, self.int_shape = lambda tensor: keras.ops.convert_to_tensor(tuple(tensor.shape)), \
+                lambda tensor: tuple(tensor.shape)
+        elif api.eager:
             import tensorflow as tf
             self.mean, self.sum = tf.reduce_mean, tf.reduce_sum
             self.square, self.sqrt, self.shape, self.reshape = tf.square, tf.sqrt, tf.shape, tf.reshape

@@ -92,6 +92,37 @@ def frozen_model(api, name="frozen_bn", width=16, **bn_options):
     return model, bn
 
 
+def backend(api):
+    """What the flavour computes with: "tensorflow", "theano", "jax" or "torch"."""
+    from keras_bn_patch.tools import keras_api
+    return keras_api.backend(api)
+
+
+def traces(api):
+    """Whether the tools run the model as one graph or trace they can cut (recalibrate's staged
+    method); Keras 3 on JAX or PyTorch runs it eagerly, batch by batch."""
+    return backend(api) in ("tensorflow", "theano")
+
+
+def backend_forms(api, x):
+    """[(name, data)]: ``x`` in the backend's own forms, besides NumPy: a tf.data.Dataset
+    (TensorFlow), a torch tensor and a DataLoader yielding (x, y) (PyTorch), a JAX array."""
+    found = []
+    if backend(api) == "tensorflow":
+        import tensorflow as tf
+        found.append(("Dataset", tf.data.Dataset.from_tensor_slices(x).batch(50)))
+    elif backend(api) == "torch":
+        import torch
+        tensor = torch.from_numpy(x)
+        found.append(("torch tensor", tensor))
+        dataset = torch.utils.data.TensorDataset(tensor, torch.zeros(len(x)))
+        found.append(("DataLoader", torch.utils.data.DataLoader(dataset, batch_size=50)))
+    elif backend(api) == "jax":
+        import jax.numpy as jnp
+        found.append(("JAX array", jnp.asarray(x)))
+    return found
+
+
 def tf1_session(api):
     """Keras's TF 1 session, or None in eager flavours and on Theano."""
     if api.eager or api.name not in ("keras", "tf.keras") or (

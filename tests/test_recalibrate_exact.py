@@ -1,0 +1,105 @@
+"""recalibrate against a reference computed here, independently of it: each BN layer's population
+mean and variance of what it receives in inference mode, layer after layer (each measured by a
+model cut at its input, with the layers before it already set), on the backend of this
+environment (Keras 3 on TensorFlow, JAX or PyTorch; every other flavour).  At batch sizes 8, 32
+and None, with a memory limit below the data, from the backend's own data forms; bad data
+leaves every weight and no file; diagnose is healthy after."""
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+import keras_bn_patch
+from helpers import backend_forms
+from keras_bn_patch.tools import keras_api
+
+RNG = np.random.RandomState(3)
+IMAGES = (RNG.normal(size=(96, 6, 6, 3)) * 2 + 1).astype("float32")
+
+
+def residual_model(api):
+    """conv -> BN -> relu, a branch with BN(center=False), their sum through BN(scale=False), a
+    Dense with BN on its features, axis=1: every layer's input depends on the one before it."""
+    layers = api.keras.layers
+    inputs = layers.Input((6, 6, 3))
+    first = layers.Activation("relu")(api.bn(name="bn_a")(layers.Conv2D(4, 3, padding="same")(inputs)))
+    branch = api.bn(name="bn_b", center=False)(layers.Conv2D(4, 3, padding="same")(first))
+    summed = api.bn(name="bn_c", scale=False)(layers.add([first, branch]))
+    features = layers.Dense(5)(layers.GlobalAveragePooling2D()(summed))
+    return api.keras.models.Model(inputs, layers.Dense(2)(api.bn(name="bn_d", axis=1)(features)))
+
+
+NAMES = ("bn_a", "bn_b", "bn_c", "bn_d")
+
+
+def reference(api, model, x):
+    """{name: (mean, variance)}, float64, set layer after layer as predict() then sees them."""
+    found = {}
+    for name in NAMES:
+        layer = model.get_layer(name)
+        received = api.keras.models.Model(model.inputs, layer.input).predict(x, batch_size=len(x), verbose=0)
+        values = received.astype("float64").reshape(-1, received.shape[-1])
+        found[name] = (values.mean(axis=0), values.var(axis=0))
+        keras_api.set_values(api, [(layer.moving_mean, found[name][0]), (layer.moving_variance, found[name][1])])
+    return found
+
+
+def ours(directory):
+    """What recalibrate left in the temporary directory (TensorFlow's AutoGraph writes its own there)."""
+    return [name for name in os.listdir(str(directory)) if name.startswith("keras_bn_patch")]
+
+
+def statistics(api, model):
+    return {name: tuple(np.asarray(value, "float64") for value in keras_api.get_values(
+        api, [model.get_layer(name).moving_mean, model.get_layer(name).moving_variance])) for name in NAMES}
+
+
+def assert_matches(found, expected, what):
+    """Within 1e-5 relative: the mean in the channel's standard deviations, the variance of itself."""
+    for name in NAMES:
+        (mean, variance), (want_mean, want_variance) = found[name], expected[name]
+        assert np.max(np.abs(mean - want_mean) / np.sqrt(want_variance)) <= 1e-5, (what, name, mean, want_mean)
+        assert np.max(np.abs(variance - want_variance) / want_variance) <= 1e-5, (what, name, variance, want_variance)
+
+
+def test_exact_at_every_batch_size_memory_limit_and_data_form(api, tmp_path, monkeypatch):
+    model = residual_model(api)
+    initial = model.get_weights()
+    expected = reference(api, model, IMAGES)
+    calls = [dict(batch_size=8), dict(batch_size=32), dict(batch_size=None),
+             dict(batch_size=32, memory_limit=IMAGES.nbytes // 4)]  # activations kept on disk
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for options in calls:
+        model.set_weights(initial)
+        summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, **options)
+        assert_matches(statistics(api, model), expected, options)
+        assert ours(tmp_path) == [], options
+        print(options, summary.method, summary.passes, summary.note)
+        if "memory_limit" in options and summary.method == "staged":
+            assert summary.kept["disk_bytes"] > 0, summary.kept  # the limit was below the data's activations
+    for name, data in backend_forms(api, IMAGES):
+        model.set_weights(initial)
+        keras_bn_patch.recalibrate(model, data, verbose=0, batch_size=32)
+        assert_matches(statistics(api, model), expected, name)
+    report = keras_bn_patch.diagnose(model, IMAGES)
+    assert report.verdict == "healthy" and max(row["discrepancy"] for row in report.rows) < 1e-3, str(report)
+
+
+def test_bad_data_leaves_every_weight_and_no_file(api, tmp_path, monkeypatch):
+    model = residual_model(api)
+    initial = model.get_weights()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def batches():
+        yield IMAGES[:32]
+        yield IMAGES[32:64]
+        yield IMAGES[64:, :5]  # the third batch has the wrong shape
+
+    for method in ("auto", "staged", "passes", "estimate"):
+        with pytest.raises(ValueError, match=r"data has shape \(32, 5, 6, 3\), but the model expects"):
+            keras_bn_patch.recalibrate(model, batches(), steps=3, verbose=0, method=method,
+                                       memory_limit=IMAGES.nbytes // 8)
+        for before, after in zip(initial, model.get_weights()):
+            np.testing.assert_array_equal(before, after)
+        assert ours(tmp_path) == [], method
