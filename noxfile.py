@@ -104,7 +104,7 @@ TEST_SESSIONS = MATRIX + ["machinery-" + python for python in MACHINERY_PYTHONS]
 # balance the halves below; a session not listed counts one minute.
 MINUTES = {"keras215": 10, "keras231": 8, "keras224": 7, "tfkeras221": 4, "keras216": 3, "keras28": 3,
            "tfkeras221-legacy": 3, "keras3": 3, "keras224-theano": 2, "tfkeras112": 2, "tfkeras19": 2,
-           "tfkeras21": 2, "tfkeras24": 2}
+           "tfkeras21": 2, "tfkeras24": 2, "keras3-jax": 4, "keras3-torch": 4}
 
 
 def halves(sessions):

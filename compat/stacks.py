@@ -86,6 +86,12 @@ STACKS = (
           {"TF_USE_LEGACY_KERAS": "1"}, "tf_keras", "matrix", "tf_keras 2.21, ``TF_USE_LEGACY_KERAS=1``"),
     Stack("keras3", "3.11", ["tensorflow-cpu==2.21.0", "keras==3.15.1"], {}, "keras3", "matrix",
           "Keras 3.15"),
+    # Keras 3 without TensorFlow: the tools (diagnose, recalibrate, the callback) on its other
+    # backends.  PyTorch's CPU wheel: the default one brings about 4 GB of CUDA libraries.
+    Stack("keras3-jax", "3.11", ["keras==3.15.1", "jax[cpu]==0.10.2"], {"KERAS_BACKEND": "jax"}, "keras3",
+          "matrix", "Keras 3.15 on JAX (no TensorFlow)"),
+    Stack("keras3-torch", "3.11", ["keras==3.15.1", "torch==2.13.0+cpu"], {"KERAS_BACKEND": "torch"}, "keras3",
+          "matrix", "Keras 3.15 on PyTorch (no TensorFlow)"),
 )
 
 # Releases a stack showed this package cannot fix, and why: status() says so, with one

@@ -313,17 +313,20 @@ class TraceRunner(Forward):
 
 class EagerRunner(Forward):
     """Keras 3 on JAX or PyTorch: the model called as predict() calls it, in inference mode, with
-    the shadows computing in the backend's own ops (``keras.ops``); no TensorFlow involved."""
+    the shadows computing in the backend's own ops (``keras.ops``); no TensorFlow involved.  On
+    JAX the call is compiled (``jax.jit`` of a stateless call: the variables' values are its
+    arguments, so statistics written between passes take effect); on PyTorch it runs without
+    autograd, as predict() does."""
 
     def _build(self, modes):
         import keras
         structures = [[] for _ in modes]
 
-        def run(batch):
+        def call(batch):
             fetches = []
             for mode, structure in zip(modes, structures):
                 measure, normalise, outputs = mode
-                del structure[:]
+                del structure[:]  # traced again for a new batch shape: the same layers, in the same order
                 wanted, found = set(measure), []
 
                 def record(layer, inputs, _structure=structure, _wanted=wanted, _found=found):
@@ -333,9 +336,28 @@ class EagerRunner(Forward):
                         _found.extend(self.moments_of(layer, inputs))
 
                 with _shadowed(self.bn_layers, record, self._replace(normalise)), _unrecorded(self._model):
-                    result = _listed(self._model(_as_input(self._typed(batch)), training=False))
+                    result = _listed(self._model(_as_input(batch), training=False))
                 fetches += (result[:1] if outputs else []) + found
-            return [keras.ops.convert_to_numpy(value) for value in fetches]
+            return fetches
+
+        if keras.backend.backend() == "jax":
+            import jax
+            variables = list(self._model.variables)
+
+            def stateless(values, batch):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return call(batch)
+            compiled = jax.jit(stateless)
+
+            def run(batch):
+                return [np.asarray(value) for value in compiled([variable.value for variable in variables],
+                                                                self._typed(batch))]
+            return run, structures
+
+        def run(batch):
+            import torch
+            with torch.no_grad():
+                return [keras.ops.convert_to_numpy(value) for value in call(self._typed(batch))]
         return run, structures
 
     def _typed(self, batch):
