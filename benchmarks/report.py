@@ -37,6 +37,20 @@ def load(directory):
     return accuracy[0], speed
 
 
+def load_ema(directory):
+    """{backend: {seeds' accuracies as fit() leaves them and with Recalibrate, means, recalibrate's
+    cost}} from ema-*.json (benchmarks/ema.py, Keras 3), or {} where none was run."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(directory, "ema-*.json"))):
+        run = json.load(open(path))
+        entry = {key: [seed[key] for seed in run["ema"]] for key in ("as_fit_leaves_it", "with_recalibrate")}
+        entry.update(("%s_mean" % key, sum(values) / len(values)) for key, values in list(entry.items()))
+        entry.update(recalibrate_over_predict=run["cost"]["recalibrate_over_predict"], cost=run["cost"],
+                     environment=run["environment"])
+        found[run["environment"]["backend"]] = entry
+    return found
+
+
 def noise(speed, figure):
     """The figure's interquartile range over its median, as measured with it."""
     return speed["noise_iqr_over_median"].get(figure) or 0.0
@@ -126,6 +140,15 @@ def markdown(summary):
             spread = "%.1f%%" % (100 * noise(report, figure))
             lines.append("| %s %s | %s | %.4f | %s | %s |" % (
                 session, report["environment"]["version"], figure, value, target, spread))
+    if summary.get("ema"):
+        lines += ["", "## Keras 3, use_ema=True: validation accuracy per seed (benchmarks/ema.py)", "",
+                  "| backend | as fit() leaves it | with Recalibrate | recalibrate / predict, 1,024 images |",
+                  "|---|---|---|---|"]
+        for backend, entry in sorted(summary["ema"].items()):
+            lines.append("| %s | %s | %s | %.2f (%s, %d passes) |" % (
+                backend, " ".join("%.1f" % (100 * v) for v in entry["as_fit_leaves_it"]),
+                " ".join("%.1f" % (100 * v) for v in entry["with_recalibrate"]), entry["recalibrate_over_predict"],
+                entry["cost"]["method"], entry["cost"]["passes"]))
     return "\n".join(lines) + "\n"
 
 
@@ -168,6 +191,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     accuracy, speed = load(args.directory)
     summary = summarise(accuracy, speed)
+    ema_runs = load_ema(args.directory)
+    if ema_runs:
+        summary["ema"] = ema_runs
     with open(os.path.join(args.directory, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -180,6 +206,9 @@ def main(argv=None):
         plot(real, os.path.join(args.directory, "real-backbone-%s-curves.png" % run),
              "Fine-tuning %s, %s %s" % (environment["backbone"].split(", from")[0], environment["flavour"],
                                          environment["version"]))
+    if summary.get("ema"):
+        import ema
+        ema.plot(args.directory)
     print(table)
     failures = check(accuracy, speed) if args.check else []
     for failure in failures:
