@@ -354,3 +354,27 @@ def test_a_warning_is_printed_once(fake_keras):
     configured = run_python("import logging, sys; logging.basicConfig(stream=sys.stdout); " + code, env=path)
     assert "WARNING:keras_bn_patch:keras_bn_patch: keras 1.2.2 is unsupported" in configured.stdout, configured.stdout
     assert configured.stderr.count("keras 1.2.2 is unsupported") == 1, configured.stderr
+
+
+def test_recalibrate_progress_names_the_stage_and_batch_and_estimates_the_rest():
+    import io
+    from keras_bn_patch.tools.progress import Progress
+    stream = io.StringIO()
+    progress = Progress("recalibrate (staged)", 3, 1, stream)
+    for stage in range(3):
+        for _ in range(4):
+            progress.batch()
+        progress.update(stage + 1)
+    lines = [line.strip() for line in stream.getvalue().replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[0] == "recalibrate (staged): stage 1/3, batch 1 - time left known after the first stage"
+    assert lines[5].startswith("recalibrate (staged): stage 2/3, batch 1/4 - about ") and lines[5].endswith(" s left")
+    assert len(lines) == 3 * 4 + 3 and lines[-1].startswith("recalibrate (staged): 3/3 stages done in ")
+    quiet = io.StringIO()
+    Progress("recalibrate (passes)", 2, 0, quiet).update(2)
+    assert quiet.getvalue() == ""
+    per_stage = io.StringIO()
+    progress = Progress("recalibrate (passes)", 2, 2, per_stage)
+    progress.batch()
+    progress.update(1)
+    progress.update(2)
+    assert per_stage.getvalue().count("\n") == 2 and "\r" not in per_stage.getvalue()

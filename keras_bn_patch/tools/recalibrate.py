@@ -43,6 +43,7 @@ import numpy as np
 
 from . import bn_stats as _bn_stats, data as _data, defaults, diagnose as _diagnose, forward as _forward, keras_api
 from . import staged as _staged, table as _table
+from .progress import Progress
 
 SELECTIONS = ("all", "frozen", "trainable")
 METHODS = ("auto", "staged", "passes", "layer_by_layer", "estimate")
@@ -105,12 +106,6 @@ def _choose(found, layers):
                              % (name, ", ".join(entry[0] for entry in found) or "none"))
         chosen.extend(entry for entry in matches if entry not in chosen)
     return chosen
-
-
-def _progress_bar(api, target, verbose):
-    utils = api.keras.utils
-    progbar = getattr(utils, "Progbar", None) or utils.generic_utils.Progbar
-    return progbar(target, verbose=verbose)
 
 
 def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=1, method="auto",
@@ -190,7 +185,7 @@ def _staged_or_passes(api, model, forward, batches, paths, batch_size, tolerance
             order.append(layer)
     old = _bn_stats.layer_values(api, order)
     measured, in_memory, on_disk = _staged.run(plan, compile_run, batches, _Statistics(api, old), memory_limit,
-                                               _progress_bar(api, plan.runs, verbose))
+                                               Progress("recalibrate (staged)", plan.runs, verbose))
     return Summary(_rows(paths, old, [(layer, measured[layer]) for layer in order]), "staged", 1, plan.runs,
                    {"memory_bytes": in_memory, "disk_bytes": on_disk})
 
@@ -226,7 +221,7 @@ def _by_method(api, forward, batches, paths, method, batch_size, tolerance, memo
     if batch_size is None and batches.can_grow():
         batches = batches.joined(_samples_in_memory(survey.values_per_sample, memory_limit))
     old = _bn_stats.layer_values(api, order)
-    progress = _progress_bar(api, len(order) + (method != "layer_by_layer"), verbose)
+    progress = Progress("recalibrate (%s)" % method, len(order) + (method != "layer_by_layer"), verbose)
     statistics = _Statistics(api, old)
     if method == "passes":
         taken, measured = _by_passes(statistics, forward, batches, order, survey, tolerance, progress)

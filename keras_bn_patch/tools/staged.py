@@ -250,6 +250,7 @@ def run(plan, compile_run, batches, statistics, memory, progress):
                     for tensor, value in zip(kept, found[3 * len(measured):]):
                         cache.put(plan.key(tensor), np.asarray(value))
                     count += 1
+                    progress.batch()
             for key in [key for key, last in plan.last_read.items() if last == number]:
                 cache.drop(key)
             if not plan.feeds_statistics and plan.settled_after(number):
