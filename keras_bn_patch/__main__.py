@@ -77,7 +77,7 @@ def build_parser():
                                "Keras 2, TF < 2.2 or tf.compat.v1 layers): judge its frozen layers so")
     diagnose.add_argument("--strict", action="store_true",
                           help="exit 1 also for frozen layers that plain Keras would fine-tune on batch "
-                               "statistics (by default that is advice, exit 0)")
+                               "statistics (by default that is the verdict 'advice', exit 3)")
     diagnose.add_argument("--json", action="store_true", help="print the report as JSON")
     recalibrate = commands.add_parser("recalibrate", help="set the BN layers' moving statistics of a saved model "
                                       "to those of the given data, into a new file")

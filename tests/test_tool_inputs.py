@@ -115,3 +115,14 @@ def test_bad_input_is_named_and_changes_nothing(api):
         keras_bn_patch.recalibrate(model, failing_midway(), steps=4, verbose=0)
     assert "RuntimeError: the disk went away" in str(raised.value)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_labels_that_do_not_fit_x_are_named(api):
+    model, _ = nested_model(api)
+    with pytest.raises(ValueError, match=r"y must hold one numeric label per sample of x \(200\), got .* shape \(199,\)"):
+        keras_bn_patch.diagnose(model, X, y=np.zeros(199))
+    with pytest.raises(TypeError, match="y is taken with x as an array"):
+        keras_bn_patch.diagnose(model, (X[start:start + 50] for start in range(0, 200, 50)), steps=4,
+                                y=np.zeros(200))
+    with pytest.raises(ValueError, match=r"y has 200 labels, but the model ran on 64 samples of x \(steps\?\)"):
+        keras_bn_patch.diagnose(model, X, y=np.zeros(200), steps=2)

@@ -253,6 +253,8 @@ def _fit_to_labels(batch_statistics, moving_statistics, labels):
     clearly better."""
     outputs = {"batch_statistics": np.concatenate(batch_statistics), "moving_statistics": np.concatenate(moving_statistics)}
     first = outputs["batch_statistics"]
+    if len(first) != len(labels):
+        raise ValueError("y has %d labels, but the model ran on %d samples of x (steps?)" % (len(labels), len(first)))
     classes = first.shape[-1] if first.ndim == 2 and first.shape[-1] > 1 else None
     if classes is not None and (labels.ndim == 1 or labels.shape == first.shape):
         indices = labels.argmax(axis=-1) if labels.ndim == 2 else labels.astype("int64")
