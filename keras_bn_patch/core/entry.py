@@ -15,7 +15,6 @@ import contextlib
 import weakref
 
 from . import flags, held, layers, switch
-from .context import ContextVar
 
 ENTRY_POINTS = ("fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch",
                 "fit_generator", "evaluate_generator", "predict_generator")
@@ -23,19 +22,11 @@ _TRACED = ("train_function", "test_function", "predict_function")
 
 _views = weakref.WeakKeyDictionary()  # model -> its compile-time view
 # True inside an entry point of a model that keeps its traces per switch.
-_traces_per_switch = ContextVar("keras_bn_patch_traces_per_switch", default=False)
 _switch_at_trace = weakref.WeakKeyDictionary()  # model -> the switch when its functions were traced
 # {switch: the model's functions traced with that switch}, kept in the model's own __dict__
 # (a global dict would keep every model alive: the functions refer to it) and set without
 # its __setattr__, so Keras does not track it as part of the model.
 _PUT_ASIDE = "_keras_bn_patch_put_aside"
-
-
-def traces_per_switch():
-    """True when a BN call being traced now is inside an entry point of a model that keeps its
-    traces per switch: it can then be traced with its decision as a constant, like a
-    hand-written ``training=False`` (no runtime flag, no conditional, no momentum-1.0 update)."""
-    return _traces_per_switch.get()
 
 
 def _keep_traces_per_switch(model):
@@ -89,7 +80,7 @@ def on_entry(wrapped, model, args, kwargs):
     # self.train_function again after its nested evaluate().  Nested ones keep the flag.
     # Plain try/finally rather than running(): this is on every train_on_batch step.
     outermost = flags.followed() is None
-    per_switch = _traces_per_switch.set(_keep_traces_per_switch(model) if outermost else False)
+    per_switch = flags.keep_traces_per_switch(_keep_traces_per_switch(model) if outermost else False)
     try:
         _, token = _enter(model)
         try:
@@ -97,4 +88,4 @@ def on_entry(wrapped, model, args, kwargs):
         finally:
             flags.unfollow(token)
     finally:
-        _traces_per_switch.reset(per_switch)
+        flags.left_entry_point(per_switch)

@@ -14,6 +14,25 @@ from .context import ContextVar
 
 _flags = weakref.WeakKeyDictionary()  # layer -> _Flag
 _followed = ContextVar("keras_bn_patch_active_view", default=None)  # the view of the entry point running
+# Whether the entry point running keeps its model's traces per switch (entry.py): a BN call
+# traced inside may then decide in Python (flavours/tf_keras.py).
+_traces_per_switch = ContextVar("keras_bn_patch_traces_per_switch", default=False)
+
+
+def traces_per_switch():
+    """True when a BN call being traced now is inside an entry point of a model that keeps its
+    traces per switch: it can then be traced with its decision as a constant, like a
+    hand-written ``training=False`` (no runtime flag, no conditional, no momentum-1.0 update)."""
+    return _traces_per_switch.get()
+
+
+def keep_traces_per_switch(value):
+    """Entering an entry point: whether it keeps its traces per switch; returns the token."""
+    return _traces_per_switch.set(value)
+
+
+def left_entry_point(token):
+    _traces_per_switch.reset(token)
 
 
 class _Flag(object):

@@ -2,12 +2,12 @@
 
 A layer whose graph was built before the patch was installed, in a flavour that builds its
 graph once (Keras 2, TF 1), never reads a flag: frozen in a model being trained, it is named
-once per model in a warning and in ``status()``'s ``not_held``.  ``handled_by`` tells the
-tools how any BN layer runs now.
+once per model in a warning and in ``status()``'s ``not_held`` (``flavours.handled_by`` tells
+the tools how any BN layer runs now).
 """
 import weakref
 
-from . import log, registry, switch
+from . import log, registry
 
 _seen = weakref.WeakSet()  # BN layers whose call went through the wrapper since install
 _checked = weakref.WeakSet()  # models already checked for layers built without the patch
@@ -27,20 +27,6 @@ def built_without_patch(layer, flavour):
         return True
     called = getattr(layer, "_inbound_nodes", None) or getattr(layer, "inbound_nodes", None)
     return bool(called) and layer not in _seen and flavour.builds_graph_at_call()
-
-
-def handled_by(layer):
-    """How a BN layer is run now: "patched" (held when frozen), "native" (Keras holds it
-    itself) or "unpatched" (frozen or not, plain Keras trains it with batch statistics)."""
-    from .flavours import natively_frozen
-    flavour = registry.flavour_of(layer)
-    if flavour is None:
-        return "native" if natively_frozen(layer) else "unpatched"
-    if flavour.is_native(layer):
-        return "native"
-    if built_without_patch(layer, flavour):
-        return "unpatched"
-    return "patched" if switch.is_enabled() else "unpatched"
 
 
 def check(model, view):

@@ -14,7 +14,7 @@ training-mode calls, so no moving statistic moves: nothing about the model chang
 """
 import numpy as np
 
-from ..core import entry as _entry, held as _held, layers as _layers
+from ..core import entry as _entry, flavours as _flavours, layers as _layers
 from . import bn_stats as _bn_stats, data as _data, defaults, forward as _forward, keras_api, table as _table
 
 
@@ -199,7 +199,7 @@ def diagnose(model, x, batch_size=None, tolerance=defaults.DIAGNOSE_TOLERANCE, f
         return Report([], None, tolerance)
     layers = [layer for _, layer, _ in found]
     with _entry.running(model), _forward.errors_named("running the model on x"):
-        handled_by = {layer: _held.handled_by(layer) for layer in layers}
+        handled_by = {layer: _flavours.handled_by(layer) for layer in layers}
         handled_by.update((layer, INFERENCE_CALL) for layer in _called_in_inference_mode(model))
         unheld = [layer for _, layer, frozen in found if not (
             frozen and handled_by[layer] in ("patched", "native") or handled_by[layer] == INFERENCE_CALL)]

@@ -6,6 +6,7 @@ for a BN layer whose class it did not patch.  The support table (``core/support.
 each family's module paths and versions; a new Keras release is a row there, and a new
 module here only if its BatchNormalization works another way.
 """
+from .. import held, registry, switch
 from . import keras2, keras3, tf_keras
 
 MODULES = (tf_keras, keras2, keras3)  # hooks registered in this order
@@ -19,3 +20,16 @@ def all_flavours():
 def natively_frozen(layer):
     """Whether a BN layer of a class no flavour patched honours ``trainable`` by itself."""
     return any(module.natively_frozen(layer) for module in MODULES)
+
+
+def handled_by(layer):
+    """How a BN layer is run now: "patched" (held when frozen), "native" (Keras holds it
+    itself) or "unpatched" (frozen or not, plain Keras trains it with batch statistics)."""
+    flavour = registry.flavour_of(layer)
+    if flavour is None:
+        return "native" if natively_frozen(layer) else "unpatched"
+    if flavour.is_native(layer):
+        return "native"
+    if held.built_without_patch(layer, flavour):
+        return "unpatched"
+    return "patched" if switch.is_enabled() else "unpatched"

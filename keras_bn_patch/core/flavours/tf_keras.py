@@ -12,7 +12,7 @@ import contextlib
 import inspect
 import sys
 
-from .. import entry, flags, held, patching, registry, status, support
+from .. import flags, held, patching, registry, status, support
 from ..context import ContextVar
 from ..versions import tf_v1, version_tuple
 from . import keras3, session_flags
@@ -187,7 +187,7 @@ class TfKerasFlavour(Flavour):
         flag = flags.flag_for(layer, self)
         # Decided now, in Python, when running eagerly (nothing to go stale) or when traced in
         # a TF 2 entry point that keeps its traces per switch: no extra ops, as fast as hand-written.
-        if _eager(tf) or (entry.traces_per_switch() and _tracing_tf_function(tf)):
+        if _eager(tf) or (flags.traces_per_switch() and _tracing_tf_function(tf)):
             return wrapped(args[0] if args else kwargs["inputs"], False) if flag.value \
                 else wrapped(*args, **kwargs)
         effective = tf.logical_and(tf.cast(training, tf.bool), tf.logical_not(flag.variable))
