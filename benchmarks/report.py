@@ -145,10 +145,11 @@ def markdown(summary):
                   "| backend | as fit() leaves it | with Recalibrate | recalibrate / predict, 1,024 images |",
                   "|---|---|---|---|"]
         for backend, entry in sorted(summary["ema"].items()):
-            lines.append("| %s | %s | %s | %.2f (%s, %d passes) |" % (
+            passes = entry["cost"]["passes"]
+            lines.append("| %s | %s | %s | %.2f (%s, %d pass%s) |" % (
                 backend, " ".join("%.1f" % (100 * v) for v in entry["as_fit_leaves_it"]),
                 " ".join("%.1f" % (100 * v) for v in entry["with_recalibrate"]), entry["recalibrate_over_predict"],
-                entry["cost"]["method"], entry["cost"]["passes"]))
+                entry["cost"]["method"], passes, "" if passes == 1 else "es"))
     return "\n".join(lines) + "\n"
 
 
