@@ -105,13 +105,16 @@ def test_a_model_fine_tuned_with_the_patch_shows_no_trap_in_its_labels(api, tmp_
     assert figures["moving_statistics"]["accuracy"] >= figures["batch_statistics"]["accuracy"] - 0.02
     process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
                          "--flavour", api.name, check=False)
+    assert report.verdict == "healthy" and report.healthy and process.returncode == 0, process.stdout
+    assert "Verdict: healthy" in process.stdout
     frozen = {row["handled_by"] for row in report.rows if row["state"] == "frozen"}
-    if frozen <= {"native", "patched"}:  # held where it is loaded: nothing to do
-        assert report.verdict == "healthy" and process.returncode == 0, process.stdout
-    else:  # plain Keras 2 / TF 1 would trap a future fine-tune: advice, not a repair
-        assert report.verdict == "advice" and process.returncode == 3, process.stdout
+    if not frozen <= {"native", "patched"}:  # plain Keras 2 / TF 1 would trap a future fine-tune: said
         assert "its labels show no fine-tune in the trap" in report.advice
+        assert "import keras_bn_patch before fine-tuning it again" in report.advice
         assert "recalibrate" not in report.advice
+        strict = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
+                            "--flavour", api.name, "--strict", check=False)
+        assert strict.returncode == 1, strict.stdout
 
 
 def training_mode_outputs(api, model, x, batch_size):

@@ -95,18 +95,20 @@ class Report(object):
     def __init__(self, rows, model, tolerance, labels=None):
         self.rows, self.model, self.tolerance, self.labels = rows, model, tolerance, labels
         problems = [row for row in rows if row["verdict"] in PROBLEMS]
-        self.healthy = not problems
         # "advice": only frozen layers that plain Keras would fine-tune on batch statistics,
-        # advice about a future fit(), not statistics that are wrong now.
-        self.verdict = HEALTHY if self.healthy else NEEDS_ACTION if any(
-            row["verdict"] == NEEDS_RECALIBRATION for row in problems) else ADVISED
+        # advice about a future fit(), not statistics that are wrong now; where labels showed
+        # the model was not fine-tuned so (else they would need recalibration), it is healthy.
+        self.verdict = NEEDS_ACTION if any(row["verdict"] == NEEDS_RECALIBRATION for row in problems) else \
+            ADVISED if problems and labels is None else HEALTHY
+        self.healthy = self.verdict == HEALTHY
         # Held layers normalised with their moving statistics in fit() too: the layers after
         # them were trained on those, so a repair leaves them as they are.
         unheld = [row["path"] for row in rows if row["verdict"] != HELD]
         repair = "keras_bn_patch.recalibrate(model, data%s)" % (
             ", layers=%r" % unheld if len(unheld) < len(rows) else "")
         if any(row["verdict"] == NEEDS_PATCH for row in rows) and labels is not None:
-            self.advice = "import keras_bn_patch before fine-tuning it (its labels show no fine-tune in the trap)"
+            self.advice = ("nothing to do for the model as it is (its labels show no fine-tune in the trap); "
+                           "import keras_bn_patch before fine-tuning it again")
         elif any(row["verdict"] == NEEDS_PATCH for row in rows):
             self.advice = ("import keras_bn_patch before fine-tuning; if this model was already fine-tuned "
                            "without it, %s" % repair)
@@ -119,8 +121,11 @@ class Report(object):
             self.advice = "nothing to do"
 
     def exit_code(self, strict=False):
-        """The CLI's exit code: 0 healthy, 1 needs action, 3 advice (1 with ``strict``)."""
-        return EXIT_CODES[NEEDS_ACTION if strict and self.verdict == ADVISED else self.verdict]
+        """The CLI's exit code: 0 healthy, 1 needs action, 3 advice; ``strict``: 1 for any layer
+        that needs the patch."""
+        if strict and any(row["verdict"] == NEEDS_PATCH for row in self.rows):
+            return EXIT_CODES[NEEDS_ACTION]
+        return EXIT_CODES[self.verdict]
 
     def to_dict(self):
         return {"healthy": self.healthy, "verdict": self.verdict, "advice": self.advice,
