@@ -34,13 +34,14 @@ def patch(obj, name, wrapper_function):
 
 
 def patch_getter(obj, name, wrapper_function):
-    """Wrap the getter of property ``obj.name`` with ``wrapper_function(getter, instance)``."""
+    """Wrap the getter of property ``obj.name`` with ``wrapper_function(getter, instance)``: a new
+    property, whose getter is a wrapper of the original one, as ``patch`` makes them."""
     owner = _owner(obj, name)
     if (owner, name) in _patches:
         return owner
     original = vars(owner)[name]
-    _replace(owner, name, original, property(lambda instance: wrapper_function(original.fget, instance),
-                                             original.fset, original.fdel, original.__doc__))
+    getter = wrapt.FunctionWrapper(original.fget, lambda wrapped, _, args, kwargs: wrapper_function(wrapped, args[0]))
+    _replace(owner, name, original, property(getter, original.fset, original.fdel, original.__doc__))
     return owner
 
 

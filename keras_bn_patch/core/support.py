@@ -46,7 +46,8 @@ KERAS2_BACKEND = "keras.backend"
 # 2.0.0-2.1.2 still update frozen moving statistics (their updates are not filtered).
 KERAS2_UPDATES_FROZEN_STATS_BEFORE = (2, 1, 3)
 # 2.0.0-2.1.3's wrappers (TimeDistributed, Bidirectional) keep `trainable` to themselves: a frozen
-# wrapper still trains the weights of the layer inside (Keras 2.1.4 made it the inner layer's).
+# wrapper still trains the weights of the layer inside (Keras 2.1.4 made it the inner layer's;
+# flavours/wrappers.py).
 KERAS2_WRAPPER = ("keras.layers.wrappers", "Wrapper")
 KERAS2_WRAPPER_FREEZES_FROM = (2, 1, 4)
 
@@ -90,6 +91,10 @@ TF_KERAS_ONE_CLASS = ("BatchNormalization", (1, 13))
 # uninitialised in inference (TF 1.12 and 1.13 return memory garbage, NaN included), and
 # x - (x - NaN) * 0 is NaN.  TF 1.14+ gate the update itself on `training`.
 TF_KERAS_UPDATES_UNGATED_BEFORE = (1, 14)
+# tf.keras of TF 1.4-1.6: its wrappers keep `trainable` to themselves, as standalone Keras < 2.1.4
+# (above); TF 1.7 made it the inner layer's.
+TF_KERAS_WRAPPER = ("tensorflow.python.keras._impl.keras.layers.wrappers", "Wrapper")
+TF_KERAS_WRAPPER_FREEZES_FROM = (1, 7)
 
 # TF 2.0-2.3 have no `save_context`, and their Keras forgets its "saving" marker in nested
 # layer calls: there Keras's SavedModel `save` is wrapped to say that a save is under way.

@@ -5,7 +5,8 @@ usage: python import_walk.py SETUP_JSON STEP...
 STEP is one of: keras, patch (``import keras_bn_patch``), install, uninstall,
 enable, disable.  SETUP_JSON gives:
   keras     the code that imports this Keras
-  targets   ["module:Class.attribute" or "module:function"]: slots the patch wraps
+  targets   ["module:Class.attribute" or "module:function"]: slots the patch wraps (of a property,
+            its getter)
   patched   whether installing wraps them (false where the flavour is native)
   flavour   a keras_api flavour name: at the end, a frozen BN layer built now must be
             held exactly when the patch is installed and enabled (or natively); null: no check
@@ -33,7 +34,8 @@ def slot(target):
     names = path.split(".")
     for name in names[:-1]:
         owner = getattr(owner, name)
-    return vars(owner)[names[-1]]
+    found = vars(owner)[names[-1]]
+    return found.fget if isinstance(found, property) else found  # a property's getter is what is wrapped
 
 
 def check(step):

@@ -19,10 +19,10 @@ Theano's switch evaluates both branches: nothing to save there.
 import collections
 import sys
 
-from .. import flags, held, patching, registry, status, support, switch
+from .. import flags, held, patching, registry, status, support
 from ..context import ContextVar
 from ..versions import version_tuple
-from . import session_flags
+from . import session_flags, wrappers
 from .base import Flavour
 
 # The BN call being built, for the backend functions it calls: its layer, and its
@@ -60,11 +60,7 @@ class Keras2Flavour(Flavour):
         if version < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
             patching.patch(backend, "moving_average_update", moving_average_update)
         if version < support.KERAS2_WRAPPER_FREEZES_FROM:
-            module_name, class_name = support.KERAS2_WRAPPER
-            __import__(module_name)
-            wrapper_class = getattr(sys.modules[module_name], class_name)
-            patching.patch_getter(wrapper_class, "trainable_weights", trainable_weights)
-            patching.patch_getter(wrapper_class, "non_trainable_weights", non_trainable_weights)
+            wrappers.freeze_with_their_wrapper(*support.KERAS2_WRAPPER)
         status.patched(self)
 
     def new_flag(self, value):
@@ -140,26 +136,6 @@ def moving_average_update(wrapped, instance, args, kwargs):
     bound = dict(zip(names, args), **kwargs)
     bound["value"] = _backend().switch(building.held, bound["x"], bound["value"])
     return wrapped(**bound)
-
-
-def _holds_frozen_bn(wrapper):
-    """A frozen wrapper (TimeDistributed) of a BN layer, while the patch is enabled: its gamma and
-    beta are frozen with it, as Keras 2.1.4+ freeze a wrapper's layer (the layers of other
-    wrappers are left as plain Keras trains them)."""
-    return not wrapper.trainable and isinstance(getattr(wrapper, "layer", None), registry.classes()) and \
-        switch.is_enabled()
-
-
-def trainable_weights(getter, wrapper):
-    """Getter of Keras < 2.1.4's ``Wrapper.trainable_weights``."""
-    return [] if _holds_frozen_bn(wrapper) else getter(wrapper)
-
-
-def non_trainable_weights(getter, wrapper):
-    """Getter of Keras < 2.1.4's ``Wrapper.non_trainable_weights``."""
-    if _holds_frozen_bn(wrapper):
-        return wrapper.layer.trainable_weights + wrapper.layer.non_trainable_weights
-    return getter(wrapper)
 
 
 def normalize_batch_in_training(wrapped, instance, args, kwargs):

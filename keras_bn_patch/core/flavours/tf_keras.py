@@ -15,7 +15,7 @@ import sys
 from .. import flags, held, patching, registry, status, support
 from ..context import ContextVar
 from ..versions import tf_v1, version_tuple
-from . import keras3, session_flags
+from . import keras3, session_flags, wrappers
 from .base import Flavour
 
 _saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's SavedModel save (TF 2.0-2.3)
@@ -68,6 +68,8 @@ class TfKerasFlavour(Flavour):
         registry.add(owner, self)
         if family.version_of == "tensorflow" and _tensorflow_version() < support.TF_KERAS_UPDATES_UNGATED_BEFORE:
             patching.patch(getattr(module, names[0]), "_assign_moving_average", _update_from_taken_branch)
+        if family.version_of == "tensorflow" and _tensorflow_version() < support.TF_KERAS_WRAPPER_FREEZES_FROM:
+            wrappers.freeze_with_their_wrapper(*support.TF_KERAS_WRAPPER)
         quiet_autograph_notice()
         status.patched(self)  # its state is known only once TF is imported
 
