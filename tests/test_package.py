@@ -85,7 +85,7 @@ def test_the_type_stub_has_every_public_function_with_its_parameters():
 
 def test_mypy_accepts_typed_use_and_names_a_wrong_argument(tmp_path):
     """The package ships ``py.typed``: ``mypy --strict`` checks a user's calls against its types."""
-    usage = os.path.join(ROOT, "tests", "typing", "usage.py")
+    usage = os.path.join(ROOT, "tests", "typed", "usage.py")
     command = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
     process = subprocess.run(command + [usage], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, cwd=str(tmp_path))
