@@ -191,18 +191,20 @@ def save_options(source, out):
     """The format a recalibrated copy of ``source`` is saved in: its own, which ``out``'s name
     must allow (every Keras picks the format from the name); a clear error naming --out if not."""
     ending = os.path.splitext(out)[1].lower()
+    # Loaded without compiling (the CLI loads nothing it does not need): no optimizer to save,
+    # and TF 1.9-1.10 fail on the missing one unless told.
     if os.path.isdir(source):
         if ending in (".h5", ".hdf5", ".keras"):
             raise ValueError("--out %s: the model is a SavedModel directory; name a directory, not a %s file"
                              % (out, ending))
-        return {"save_format": "tf"}
+        return {"save_format": "tf", "include_optimizer": False}
     if zipfile.is_zipfile(source):
         if ending != ".keras":
             raise ValueError("--out %s: the model is a .keras file; name the new one *.keras" % out)
         return {}
     if ending not in (".h5", ".hdf5"):
         raise ValueError("--out %s: the model is an HDF5 file; name the new one *.h5 (or *.hdf5)" % out)
-    return {}
+    return {"include_optimizer": False}
 
 
 def save(model, target, options):
@@ -213,8 +215,8 @@ def save(model, target, options):
         written = os.path.join(scratch, os.path.basename(target))
         try:
             model.save(written, **options)
-        except TypeError:  # Keras 2 and Keras 3 take no save_format: the name decides
-            model.save(written)
+        except TypeError:  # Keras 2 and TF 1's tf.keras take no save_format: the name decides
+            model.save(written, **dict((key, value) for key, value in options.items() if key != "save_format"))
         if os.path.isdir(target) and not os.path.islink(target):
             shutil.rmtree(target)
         os.replace(written, target)
