@@ -41,11 +41,12 @@ def _callback_class(flavour):
     """A ``Recalibrate`` that is a ``Callback`` of ``flavour``, or, without one, of every flavour
     imported here (standalone Keras 2 beside tf.keras: a model of either fits with it).  Keras
     3's Callback holds its model in a read-only property, which no other flavour's takes: with
-    Keras 3 imported, the callback is Keras 3's unless ``flavour`` names another."""
+    Keras 3 imported, the callback is tf_keras's where tf_keras is imported too (TensorFlow >=
+    2.16 imports Keras 3 by itself), else Keras 3's, unless ``flavour`` names another."""
     from .tools import keras_api
     names = [flavour] if flavour else _imported_flavours()
-    if "keras3" in names:
-        names = ["keras3"]
+    if "keras3" in names:  # TensorFlow >= 2.16 imports Keras 3 itself: tf_keras, where imported, is the user's
+        names = ["tf_keras"] if "tf_keras" in names else ["keras3"]
     apis = [keras_api.load(name) for name in names] if names else [keras_api.load()]
     key = tuple(api.name for api in apis)
     if key not in _classes:
@@ -60,7 +61,7 @@ class Recalibrate(object):
     data, steps, batch_size, layers, method, memory_limit: as ``keras_bn_patch.recalibrate``.
     every: also at the end of every ``every``-th epoch (None: only when training ends).
     flavour: the Keras whose ``Callback`` this is ("keras", "tf.keras", "tf_keras", "keras3");
-    None: every flavour imported here (Keras 3's alone where it is imported).
+    None: every flavour imported here (tf_keras's, else Keras 3's alone, where Keras 3 is imported).
     ``summaries``: each call's summary, in order.
     """
 
