@@ -102,9 +102,9 @@ TEST_SESSIONS = MATRIX + ["machinery-" + python for python in MACHINERY_PYTHONS]
     ["wheel-" + extra for extra in WHEEL_EXTRAS]
 # Minutes each test session took in a clean-clone CI run (install + tests, from its log), to
 # balance the halves below; a session not listed counts one minute.
-MINUTES = {"keras215": 10, "keras231": 8, "keras224": 7, "tfkeras221": 4, "keras216": 3, "keras28": 3,
-           "tfkeras221-legacy": 3, "keras3": 3, "keras224-theano": 2, "tfkeras112": 2, "tfkeras19": 2,
-           "tfkeras21": 2, "tfkeras24": 2, "keras3-jax": 4, "keras3-torch": 4}
+MINUTES = {"keras215": 16, "keras231": 12, "keras224": 10, "keras3": 8, "tfkeras221": 8, "keras28": 7,
+           "tfkeras221-legacy": 7, "keras3-jax": 6, "keras3-torch": 6, "keras216": 4, "tfkeras19": 4,
+           "keras224-theano": 3, "tfkeras112": 3, "tfkeras21": 3, "tfkeras24": 3, "keras212": 2}
 
 
 def halves(sessions):
