@@ -140,6 +140,29 @@ class Forward(object):
                 bn_stats.merge_calls(moments, measured)
         return results
 
+    def _called_in_mode(self, batch, mode, structure, unconverted=lambda function: function):
+        """The model called on ``batch`` in one mode (inside a trace, or eagerly): its fetches,
+        ``structure`` the layers measured.  ``unconverted``: see ``_shadowed``."""
+        measure, normalise, outputs = mode
+        del structure[:]  # traced again for a new batch shape: the same layers, in the same order
+        wanted, fetches = set(measure), []
+
+        def record(layer, inputs):
+            self._called(layer)
+            if layer in wanted:
+                structure.append(layer)
+                fetches.extend(self.moments_of(layer, inputs))
+
+        with _shadowed(self.bn_layers, record, self._replace(normalise), unconverted):
+            found = _listed(self._model(_as_input(batch), training=False))
+        return (found[:1] if outputs else []) + fetches
+
+    def _typed(self, batch):
+        """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
+        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
+        return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
+                           "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
+
     def moments_of(self, layer, tensor):
         """The tensors of a batch's moments of ``tensor`` (see Ops.moments), built where it is."""
         return self._ops.moments(layer, tensor)
@@ -239,12 +262,15 @@ class TraceRunner(Forward):
     def _build(self, modes):
         import tensorflow as tf
         structures = [[] for _ in modes]
+        # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold no
+        # tensor-dependent Python, so converting them would only add to the trace's time.
+        unconverted = tf.autograph.experimental.do_not_convert
 
         def step(*batch):
             # A helper call per mode: TF 2.1's AutoGraph fails (NameError) on a function
             # defined in a loop of the code it converts.
             return [fetch for mode, structure in zip(modes, structures)
-                    for fetch in self._traced_mode(tf, list(batch), mode, structure)]
+                    for fetch in self._called_in_mode(list(batch), mode, structure, unconverted)]
 
         signature = self._signature(tf)
         traced = tf.function(step, input_signature=signature) if signature else tf.function(step)
@@ -253,26 +279,6 @@ class TraceRunner(Forward):
             with _quiet("tensorflow"):  # one function per layer set is by design, not a retracing mistake
                 return traced(*self._typed(batch))
         return run, structures
-
-    def _traced_mode(self, tf, batch, mode, structure):
-        """Inside the trace: the model called in one mode; its fetches, ``structure`` the layers."""
-        measure, normalise, outputs = mode
-        del structure[:]  # traced again for a new batch shape: the same layers, in the same order
-        wanted, fetches = set(measure), []
-
-        def record(layer, inputs):
-            self._called(layer)
-            if layer in wanted:
-                structure.append(layer)
-                fetches.extend(self.moments_of(layer, inputs))
-
-        # Keras converts each layer's call with AutoGraph inside a trace: the shadows hold
-        # no tensor-dependent Python, so converting them would only add to the trace's time;
-        # the model's other layers are converted as predict() would.
-        with _shadowed(self.bn_layers, record, self._replace(normalise),
-                       tf.autograph.experimental.do_not_convert):
-            found = _listed(self._model(_as_input(batch), training=False))
-        return (found[:1] if outputs else []) + fetches
 
     def _signature(self, tf, batch=None):
         """Traced once for every batch size (a batch of another size, the last one or a joined
@@ -283,12 +289,6 @@ class TraceRunner(Forward):
         if inputs:
             return [tf.TensorSpec(tuple(tensor.shape), _numpy_dtype(tensor.dtype)) for tensor in inputs]
         return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self._typed(batch or [])]
-
-    def _typed(self, batch):
-        """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
-        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
-        return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
-                           "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
 
     # A graph that can be cut at any tensor (recalibrate's staged method).
     def wrapped_inference(self, batch):
@@ -323,22 +323,9 @@ class EagerRunner(Forward):
         structures = [[] for _ in modes]
 
         def call(batch):
-            fetches = []
-            for mode, structure in zip(modes, structures):
-                measure, normalise, outputs = mode
-                del structure[:]  # traced again for a new batch shape: the same layers, in the same order
-                wanted, found = set(measure), []
-
-                def record(layer, inputs, _structure=structure, _wanted=wanted, _found=found):
-                    self._called(layer)
-                    if layer in _wanted:
-                        _structure.append(layer)
-                        _found.extend(self.moments_of(layer, inputs))
-
-                with _shadowed(self.bn_layers, record, self._replace(normalise)), _unrecorded(self._model):
-                    result = _listed(self._model(_as_input(batch), training=False))
-                fetches += (result[:1] if outputs else []) + found
-            return fetches
+            with _unrecorded(self._model):  # Keras 3 keeps an eager call's activity losses on the model
+                return [fetch for mode, structure in zip(modes, structures)
+                        for fetch in self._called_in_mode(batch, mode, structure)]
 
         if keras.backend.backend() == "jax":
             import jax
@@ -359,12 +346,6 @@ class EagerRunner(Forward):
             with torch.no_grad():
                 return [keras.ops.convert_to_numpy(value) for value in call(self._typed(batch))]
         return run, structures
-
-    def _typed(self, batch):
-        """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
-        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
-        return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
-                           "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
 
     def wrapped_inference(self, batch):
         import keras
