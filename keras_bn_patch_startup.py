@@ -1,7 +1,7 @@
 """Start this interpreter patched, at no cost until Keras is imported.
 
 Imported by the ``.pth`` line of ``keras-bn-patch site install``, by the ``sitecustomize`` that a
-patched process puts on ``PYTHONPATH`` for the processes it starts (``keras_bn_patch/children.py``).  It
+patched process puts on ``PYTHONPATH`` for the processes it starts (``keras_bn_patch/reach/children.py``).  It
 only adds a finder to ``sys.meta_path``; the first time ``tensorflow``, ``keras`` or
 ``tf_keras`` is imported, it imports ``keras_bn_patch`` (which installs the patch, unless
 ``KERAS_BN_PATCH=0``) and lets that import go on through the patch's post-import hooks.

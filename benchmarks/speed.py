@@ -129,7 +129,7 @@ def eager_overhead(api, rounds):
 def fresh_seconds(code, repeats):
     """Median of what ``code`` prints (a time) in fresh, plain interpreters, and its spread: this
     process's start-up path is left out of their PYTHONPATH (it would start them patched)."""
-    from keras_bn_patch.children import without_startup
+    from keras_bn_patch.reach.children import without_startup
     env = without_startup(os.environ)
     values = [float(subprocess.check_output([sys.executable, "-c", code], env=env)) for _ in range(repeats)]
     return float(np.median(values)), spread(values)
@@ -151,7 +151,7 @@ def startup_seconds(repeats):
 def startup_children_seconds(repeats):
     """What the start-up path adds to each process a patched one starts: its ``sitecustomize``
     (leaves sys.path, imports the start-up finder, looks for the process's own sitecustomize)."""
-    from keras_bn_patch.children import STARTUP
+    from keras_bn_patch.reach.children import STARTUP
     return fresh_seconds("import sys, time; sys.modules.pop('sitecustomize', None); sys.path.insert(0, %r)\n"
                          "t = time.perf_counter(); import sitecustomize; print(time.perf_counter() - t)"
                          % STARTUP, repeats)

@@ -27,7 +27,7 @@ class CommandLine(Directive):
 
     def run(self):
         import argparse
-        from keras_bn_patch import __main__ as cli
+        from keras_bn_patch.cli import main as cli
         parser = cli.build_parser()
         found = [nodes.literal_block(text=parser.format_help())]
         for action in parser._actions:

@@ -5,11 +5,11 @@ layer whose ``trainable`` is False, or that sits inside a model that is not
 trainable, normalizes with its moving statistics in training too, and never
 updates them.  Nothing else changes.
 """
-from . import children as _children, engines as _engines
-from .core import install as _install
+from .core import environment as _environment, install as _install
 from .core import switch as _switch
 from .core.install import is_installed
 from .core.switch import disable, disabled, enable, enabled
+from .reach import children as _children, engines as _engines
 from .tools import defaults as _defaults
 
 __version__ = "0.1.0"
@@ -20,9 +20,8 @@ __all__ = ["install", "uninstall", "is_installed", "enable", "disable", "is_enab
 def install():
     """Patch every Keras flavour imported now or later, in this process and in the Python
     processes it starts (where their environment has keras-bn-patch).  A second call does nothing."""
-    _install.install()
+    _install.install(also=_engines.WATCHERS)
     _children.reach()
-    _engines.watch()
 
 
 def uninstall():
@@ -54,8 +53,8 @@ def is_enabled():
 def load_ipython_extension(ipython):
     """``%load_ext keras_bn_patch``: install the patch in this IPython kernel or shell, unless
     ``KERAS_BN_PATCH=0`` is set (it wins in every mode)."""
-    if _switch.environment_disables():
-        print("keras_bn_patch: not installed: KERAS_BN_PATCH=0 is set")
+    if _environment.disables():
+        print("keras_bn_patch: not installed: %s is set" % _environment.patch_setting())
         return
     install()
     print("keras_bn_patch: installed; build (or rebuild) your models now. %unload_ext keras_bn_patch removes it.")
@@ -91,5 +90,5 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
                        method=method, tolerance=tolerance, memory_limit=memory_limit)
 
 
-if not _switch.environment_disables():
+if not _environment.disables():
     install()

@@ -74,7 +74,7 @@ def test_the_ipython_extension_loads_and_unloads(api, tmp_path):
 
 def test_a_stale_pth_line_starts_python_silently(tmp_path):
     """After ``pip uninstall keras-bn-patch`` the .pth line finds no module and does nothing."""
-    from keras_bn_patch import site_switch
+    from keras_bn_patch.reach import site_switch
     (tmp_path / site_switch.FILE_NAME).write_text(site_switch.LINE)
     code = ("import sys, site; sys.modules['keras_bn_patch_startup'] = None; site.addsitedir(%r); print('started')"
             % str(tmp_path))

@@ -1,4 +1,4 @@
-"""How the patch reaches the processes a patched one starts (keras_bn_patch/children.py): no
+"""How the patch reaches the processes a patched one starts (keras_bn_patch/reach/children.py): no
 Keras needed, so it runs with the machinery on the oldest and newest Python.  Training in
 engines' workers is tests/test_engines.py."""
 import glob
@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from keras_bn_patch.children import STARTUP
+from keras_bn_patch.reach.children import STARTUP
 from helpers import run_python
 
 REPORT = ("import json, os, sys\n"

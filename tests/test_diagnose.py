@@ -8,7 +8,7 @@ import pytest
 import keras_bn_patch
 from helpers import run_python
 from helpers.tools import RNG, X, accuracy, fine_tuned_without_the_patch, nested_model
-from keras_bn_patch import demo as _demo
+from keras_bn_patch.cli import demo as _demo
 
 
 def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import demo as _demo
+from keras_bn_patch.cli import demo as _demo
 from helpers import largest_difference, small_resnet, statistics
 from helpers.tools import X, accuracy, assert_statistics, fine_tuned_without_the_patch, inference_bn, nested_model, value
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from keras_bn_patch import demo as _demo
+from keras_bn_patch.cli import demo as _demo
 from helpers import backend, get_value, largest_difference, small_resnet, statistics, traces
 
 RNG = np.random.RandomState(3)

@@ -16,7 +16,7 @@ def test_readme_summary_is_generated_from_the_support_table():
 
 
 def test_the_noxfile_and_the_cli_take_their_stacks_and_flavours_from_the_table():
-    from keras_bn_patch.__main__ import FLAVOURS as cli_choices
+    from keras_bn_patch.cli.main import FLAVOURS as cli_choices
     assert tuple(cli_choices) == support.FLAVOUR_NAMES
     with open(os.path.join(ROOT, "noxfile.py")) as handle:
         noxfile = handle.read()

@@ -1,42 +1,52 @@
-"""install()/uninstall(): a post-import hook for every module a flavour or the Model wrappers name.
+"""install()/uninstall(): the post-import hooks of every flavour, the Model wrappers and the
+callers' own (the engine watchers), through one registry (``hooks``) and one version gate.
 
-The loop knows no Keras: each flavour (``core/flavours``) says which modules trigger it and
-what to do there; the Model hooks put ``entry``'s wrappers on every flavour's ``Model``.  We
-never import TensorFlow or Keras ourselves.  A hook that fails logs on the
-``keras_bn_patch`` logger, leaves that Keras untouched, and shows up in ``status()``; it never
-raises into the user's ``import``.
+The loop knows no Keras: each flavour (``core/flavours``) declares which modules trigger it and
+what to do there in which releases; the version gate compares them with the package imported
+(``support.within``) and refuses, leaving it untouched, a package older than its support-table
+row; the Model hooks put ``entry``'s wrappers on every flavour's ``Model``.  We never import
+TensorFlow or Keras ourselves.  A hook that fails logs on the ``keras_bn_patch`` logger, leaves
+that Keras untouched, and shows up in ``status()``; it never raises into the user's ``import``.
 """
-import sys
 import threading
 
-import wrapt
-
-from . import entry, flags, held, log, patching, registry, status, support
-from .flavours import all_flavours
+from . import entry, flags, held, hooks, patching, registry, status, support, versions
+from .flavours import all_flavours, base
 
 _lock = threading.RLock()
 _installed = False
-_hooks = {}  # module name -> [hook], this install's (rebuilt by each install)
-_registered = set()  # module names wrapt calls us for: once per process, as wrapt cannot forget one
 
 
-def _guarded(label, version_of, function):
-    """Run a hook body all or nothing; any error is logged once and reported, never raised."""
-    def hook(module):
-        classes = registry.classes()
-        try:
-            with patching.all_or_nothing():  # a hook that fails partway leaves Keras as it was
-                function(module)
-        except Exception as error:  # a hook must never break the user's import
-            registry.keep_only(classes)
-            log.logger().exception("keras_bn_patch: could not patch %s", module.__name__)
-            status.unsupported(label, version_of, "error while patching %s: %r" % (module.__name__, error))
-    return hook
+def _refuse_older(row):
+    """The gate of a support-table row: its package older than the rows' first release is
+    reported unsupported and left untouched (newer ones are another row's)."""
+    def refuse(module):
+        found = versions.of(row.package)
+        if not support.within(versions.version_tuple(found), (row.first, None)):
+            base.leave_alone(row.name, row.package, "%s %s has another BatchNormalization (supported: %s)"
+                             % (row.package, found, row.what), row.untouched_below)
+    return refuse
+
+
+def _gated(hook):
+    """A flavour's hook: each of its steps in the releases it declares."""
+    def run(module):
+        version = versions.version_tuple(versions.of(hook.package))
+        for releases, step in hook.steps:
+            if support.within(version, releases):
+                step(module)
+    return run
+
+
+def _reported_as(label, version_of):
+    def failed(module, error):
+        status.unsupported(label, version_of, "error while patching %s: %r" % (module.__name__, error))
+    return failed
 
 
 def _patch_models(module):
     model = getattr(module, "Model", None)
-    if model is None or status.left_alone(module.__name__):
+    if model is None or patching.left_alone(module.__name__):
         return
     patching.patch(model, "compile", entry.on_compile)
     for name in entry.ENTRY_POINTS:
@@ -44,40 +54,28 @@ def _patch_models(module):
             patching.patch(model, name, entry.on_entry)
 
 
-def _all_hooks():
-    """[(module name, hook)]: every flavour's, then the Model hooks (which skip a package a
-    flavour found unsupported, so run after them when both modules are imported already)."""
-    found = [(name, _guarded(flavour.label, flavour.version_of, function))
-             for flavour in all_flavours() for name, function in flavour.hooks()]
-    found += [(name, _guarded(name, name.split(".")[0], _patch_models)) for name in support.MODEL_MODULES]
-    return found
+def _all_hooks(also):
+    """[(module name, hook)]: the version gates, every flavour's, the Model hooks (which skip a
+    package found unsupported, so run after them when both modules are imported already), then
+    ``also``'s."""
+    found = [(row.package, hooks.guarded(_refuse_older(row), _reported_as(row.name, row.package)))
+             for row in support.FLAVOURS if row.untouched_below is not None]
+    found += [(hook.module, hooks.guarded(_gated(hook), _reported_as(flavour.label, flavour.version_of)))
+              for flavour in all_flavours() for hook in flavour.hooks()]
+    found += [(name, hooks.guarded(_patch_models, _reported_as(name, name.split(".")[0])))
+              for name in support.MODEL_MODULES]
+    return found + [(name, hooks.guarded(function)) for name, function in also]
 
 
-def _run_hooks(name):
-    def run(module):
-        with _lock:
-            if _installed:
-                for hook in _hooks.get(name, ()):
-                    hook(module)
-    return run
-
-
-def install():
-    """Patch every Keras flavour imported now or later.  A second call does nothing."""
+def install(also=()):
+    """Patch every Keras flavour imported now or later, and run ``also``'s [(module name,
+    function(module))] the same way.  A second call does nothing."""
     global _installed
     with _lock:
         if _installed:
             return
         _installed = True
-        _hooks.clear()
-        for name, hook in _all_hooks():
-            _hooks.setdefault(name, []).append(hook)
-        for name in _hooks:
-            if name not in _registered:
-                _registered.add(name)
-                wrapt.register_post_import_hook(_run_hooks(name), name)  # runs at once if imported
-            elif name in sys.modules:
-                _run_hooks(name)(sys.modules[name])
+        hooks.activate(_all_hooks(also))
 
 
 def uninstall():
@@ -87,6 +85,7 @@ def uninstall():
         if not _installed:
             return
         _installed = False
+        hooks.deactivate()
         held.forget()
         flags.release_all()
         patching.restore_all()

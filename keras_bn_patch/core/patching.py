@@ -13,6 +13,7 @@ import wrapt
 from . import log
 
 _patches = {}  # (owner, name) -> (original, wrapper)
+_left_alone = set()  # packages (``keras``, ``tensorflow.python.keras``) found unsupported: never patched
 
 
 def _owner(obj, name):
@@ -62,12 +63,20 @@ def _restore(keys):
 
 def restore_all():
     _restore(list(_patches))
+    _left_alone.clear()
 
 
-def restore_under(prefix):
-    """Put back what was patched on classes and modules of package ``prefix`` (``a.b``)."""
+def leave_alone(package):
+    """Put back what was patched on classes and modules of ``package`` (``a.b``), found
+    unsupported, and patch nothing of it from now on (the Model hooks ask ``left_alone``)."""
+    _left_alone.add(package)
     _restore([(owner, name) for owner, name in list(_patches)
-              if (getattr(owner, "__module__", None) or getattr(owner, "__name__", "")).startswith(prefix + ".")])
+              if (getattr(owner, "__module__", None) or getattr(owner, "__name__", "")).startswith(package + ".")])
+
+
+def left_alone(module_name):
+    """Whether ``module_name`` belongs to a package found unsupported."""
+    return any(module_name.startswith(package + ".") for package in _left_alone)
 
 
 @contextlib.contextmanager

@@ -11,17 +11,21 @@ from collections import namedtuple
 # ---------------------------------------------------------------- flavours a script can use
 # name: how status(), the CLI and the tools call it; package: whose __version__ decides;
 # first / stop: supported versions [first, stop) of that package (None: open);
-# native_from: first version whose BN honours `trainable` by itself (left alone there).
-Flavour = namedtuple("Flavour", "name package first stop native_from what")
+# native_from: first version whose BN honours `trainable` by itself (left alone there);
+# untouched_below: the package tree left untouched, and reported unsupported, when the version is
+# below `first` (None: older versions are another flavour's).
+SupportRow = namedtuple("SupportRow", "name package first stop native_from untouched_below what")
+# Releases (first, stop) of a package where something holds: first included, stop not, None open.
+ALL_RELEASES = (None, None)
 
 FLAVOURS = (  # in the order a legacy script would find them when none is named
-    Flavour("keras", "keras", (2, 0, 0), (2, 4), None,
-            "standalone Keras 2.0-2.3, TensorFlow or Theano backend"),
-    Flavour("tf_keras", "tf_keras", (2, 15), None, None,
-            "tf_keras (TF >= 2.16), V1 class (``tf.compat.v1.keras.layers.BatchNormalization``)"),
-    Flavour("tf.keras", "tensorflow", (1, 4), (2, 16), None,
-            "tf.keras of TF 1.4-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
-    Flavour("keras3", "keras", (3,), None, (3,), "Keras 3: natively correct, left alone"),
+    SupportRow("keras", "keras", (2, 0, 0), (2, 4), None, "keras",
+               "standalone Keras 2.0-2.3, TensorFlow or Theano backend"),
+    SupportRow("tf_keras", "tf_keras", (2, 15), None, None, None,
+               "tf_keras (TF >= 2.16), V1 class (``tf.compat.v1.keras.layers.BatchNormalization``)"),
+    SupportRow("tf.keras", "tensorflow", (1, 4), (2, 16), None, "tensorflow.python.keras",
+               "tf.keras of TF 1.4-2.15 (TF 2: the V1 class), and the keras 2.4-2.15 packages under it"),
+    SupportRow("keras3", "keras", (3,), None, (3,), None, "Keras 3: natively correct, left alone"),
 )
 FLAVOUR_NAMES = tuple(flavour.name for flavour in FLAVOURS)
 
@@ -33,10 +37,17 @@ def flavour(name):
     raise ValueError("unknown Keras flavour %r (expected one of %s)" % (name, ", ".join(FLAVOUR_NAMES)))
 
 
+def within(version, releases):
+    """Whether ``version`` (a tuple; () when unknown) is in ``releases`` (first, stop): the one
+    place a version is compared with the table."""
+    first, stop = releases
+    return (first is None or version >= first) and (stop is None or version < stop)
+
+
 def supports(name, version):
     """Whether ``version`` (a tuple) of flavour ``name``'s package is in its supported range."""
     found = flavour(name)
-    return version >= found.first and (found.stop is None or version < found.stop)
+    return within(version, (found.first, found.stop))
 
 
 # ---------------------------------------------------------------- standalone Keras 2.0-2.3

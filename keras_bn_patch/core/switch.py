@@ -10,7 +10,6 @@ starts (see ``entry``), not when a graph is built: that is what lets a toggle
 reach models compiled and functions traced before it.
 """
 import contextlib
-import os
 
 from .context import ContextVar
 
@@ -66,9 +65,3 @@ def enabled():
 def disabled():
     """Context manager / decorator: the fix is off inside the block (plain Keras)."""
     return _Switch(False)
-
-
-def environment_disables():
-    """``KERAS_BN_PATCH=0`` (or false, no, off): the import installs nothing, here and in every
-    process started from here, which inherits the variable."""
-    return os.environ.get("KERAS_BN_PATCH", "1").strip().lower() in ("0", "false", "no", "off")

@@ -35,7 +35,7 @@ def with_test_path(environment):
 def plain_environment(**extra):
     """This process's environment without the start-up path that ``import keras_bn_patch`` puts
     on PYTHONPATH (the tests import it): a child started with it begins as a user's plain one."""
-    from keras_bn_patch.children import without_startup
+    from keras_bn_patch.reach.children import without_startup
     return with_test_path(without_startup(dict(os.environ, **extra)))
 
 

@@ -6,7 +6,7 @@ independently of the package's accumulation code.
 import numpy as np
 
 import keras_bn_patch
-from keras_bn_patch import demo as _demo
+from keras_bn_patch.cli import demo as _demo
 
 from . import get_value
 

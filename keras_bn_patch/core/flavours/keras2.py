@@ -21,9 +21,7 @@ import sys
 
 from .. import flags, held, patching, registry, status, support
 from ..context import ContextVar
-from ..versions import version_tuple
-from . import session_flags, wrappers
-from .base import Flavour
+from . import base, session_flags, wrappers
 
 # The BN call being built, for the backend functions it calls: its layer, and its
 # `effective` (train with batch statistics) and `held` conditions as tensors.
@@ -35,32 +33,23 @@ def _backend():
     return sys.modules["keras.backend"]
 
 
-class Keras2Flavour(Flavour):
+class Keras2Flavour(base.PatchedFlavour):
     label = "keras"
     version_of = support.KERAS2_PACKAGE
 
     def hooks(self):
-        return [(support.KERAS2_PACKAGE, self._patch)]
+        standalone = support.flavour(self.label)
+        return [base.Hook(support.KERAS2_PACKAGE, self.version_of, (
+            ((standalone.first, standalone.stop), self._patch),  # keras 2.4+ is tf.keras underneath
+            ((standalone.first, support.KERAS2_UPDATES_FROZEN_STATS_BEFORE), _hold_frozen_updates),
+            ((standalone.first, support.KERAS2_WRAPPER_FREEZES_FROM), _freeze_wrappers)))]
 
     def _patch(self, keras):
-        version = version_tuple(getattr(keras, "__version__", ""))
-        standalone = support.flavour("keras")
-        if version >= standalone.stop:
-            return  # keras 2.4+ is tf.keras underneath (patched by the tf.keras flavour); Keras 3: native
-        if version < standalone.first:
-            status.unsupported("keras", "keras", "keras %s has another BatchNormalization (supported: %s)"
-                               % (keras.__version__, standalone.what), package="keras")
-            return
         module_name, class_name = support.KERAS2_BN
         __import__(module_name)
-        backend = sys.modules[support.KERAS2_BACKEND]
         owner = patching.patch(getattr(sys.modules[module_name], class_name), "call", self.falls_back(self._held_call))
         registry.add(owner, self)
-        patching.patch(backend, "normalize_batch_in_training", normalize_batch_in_training)
-        if version < support.KERAS2_UPDATES_FROZEN_STATS_BEFORE:
-            patching.patch(backend, "moving_average_update", moving_average_update)
-        if version < support.KERAS2_WRAPPER_FREEZES_FROM:
-            wrappers.freeze_with_their_wrapper(*support.KERAS2_WRAPPER)
+        patching.patch(sys.modules[support.KERAS2_BACKEND], "normalize_batch_in_training", normalize_batch_in_training)
         status.patched(self)
 
     def new_flag(self, value):
@@ -117,6 +106,14 @@ class Keras2Flavour(Flavour):
 
 def flavours():
     return [Keras2Flavour()]
+
+
+def _hold_frozen_updates(keras):
+    patching.patch(sys.modules[support.KERAS2_BACKEND], "moving_average_update", moving_average_update)
+
+
+def _freeze_wrappers(keras):
+    wrappers.freeze_with_their_wrapper(*support.KERAS2_WRAPPER)
 
 
 def natively_frozen(layer):

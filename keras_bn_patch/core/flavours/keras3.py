@@ -1,27 +1,27 @@
 """Keras 3: its BatchNormalization ``call`` checks ``training and self.trainable`` itself, so it
 is left alone, and reported ``native``.  It shares its module path with keras 2.13-2.15
 (``keras.src``), which the tf.keras flavour patches: the version decides."""
-from .. import status, support
-from ..versions import version_tuple
-from .base import Flavour
+from .. import status, support, versions
+from . import base
+
+_KERAS3 = support.flavour("keras3")
 
 
 def is_keras3(package):
     """Whether ``package`` (imported, or importing) is Keras 3."""
-    keras3 = support.flavour("keras3")
-    return package == keras3.package and version_tuple(status.version(package)) >= keras3.native_from
+    return package == _KERAS3.package and \
+        support.within(versions.version_tuple(versions.of(package)), (_KERAS3.native_from, None))
 
 
-class Keras3Flavour(Flavour):
-    label = "keras3"
-    version_of = support.flavour("keras3").package
+class Keras3Flavour(base.Flavour):
+    label = _KERAS3.name
+    version_of = _KERAS3.package
 
     def hooks(self):
-        return [(support.KERAS3_BN, self._report)]
+        return [base.Hook(support.KERAS3_BN, self.version_of, (((_KERAS3.native_from, None), self._report),))]
 
     def _report(self, module):
-        if is_keras3(self.version_of):
-            status.native(self.label, self.version_of)
+        status.native(self.label, self.version_of)
 
 
 def flavours():

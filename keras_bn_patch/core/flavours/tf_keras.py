@@ -12,11 +12,10 @@ import contextlib
 import inspect
 import sys
 
-from .. import flags, held, patching, registry, status, support
+from .. import flags, held, patching, registry, status, support, versions
 from ..context import ContextVar
-from ..versions import tf_v1, version_tuple
-from . import keras3, session_flags, wrappers
-from .base import Flavour
+from ..versions import tf_v1
+from . import base, keras3, session_flags, wrappers
 
 _saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's SavedModel save (TF 2.0-2.3)
 # The `effective` condition (train with batch statistics) of the BN call being built in graph
@@ -24,12 +23,12 @@ _saving = ContextVar("keras_bn_patch_saving", default=False)  # inside Keras's S
 _effective = ContextVar("keras_bn_patch_effective", default=None)
 
 
-class TfKerasFlavour(Flavour):
+class TfKerasFlavour(base.PatchedFlavour):
     """One family of the support table.  ``tensorflow_wide``: this one also brings the hooks on
     TensorFlow itself (its version check, Keras's SavedModel save), which no family owns alone."""
 
     def __init__(self, family, tensorflow_wide=False):
-        Flavour.__init__(self)
+        base.PatchedFlavour.__init__(self)
         self.family = family
         # status() reports the version of the package the support table judges the flavour by
         # (TensorFlow for tf.keras, also where a keras 2.6-2.15 package holds its code)
@@ -40,38 +39,52 @@ class TfKerasFlavour(Flavour):
         # TF 1.4-1.12 tag a BN output as using the learning phase only when their `call` picked
         # the phase itself; untagged, the model would never feed the phase to fit().
         self._tags_learning_phase = False
+        self._class_names = support.TF_KERAS_BN_CLASSES  # the class that defines BN `call`: the first found
+        self._bn_class = None  # that class, once patched
 
     def hooks(self):
-        found = [(self.family.bn_module, self._patch_bn)]
+        family = self.family
+        steps = [(support.ALL_RELEASES, self._patch_bn)]
+        if family.version_of == "tensorflow":
+            first = support.flavour("tf.keras").first
+            steps = [((first, support.TF_KERAS_ONE_CLASS[1]), self._one_class)] + \
+                [(support.ALL_RELEASES, self._patch_bn),
+                 ((first, support.TF_KERAS_UPDATES_UNGATED_BEFORE), self._update_from_taken_branch),
+                 ((first, support.TF_KERAS_WRAPPER_FREEZES_FROM), self._freeze_wrappers)]
+        found = [base.Hook(family.bn_module, family.version_of, steps)]
         if self._tensorflow_wide:
-            found.insert(0, ("tensorflow", _check_tensorflow))
-            found += [(name, _patch_saved_model_save) for name in support.KERAS_SAVED_MODEL_SAVE]
+            found += [base.Hook(name, "tensorflow", ((support.ALL_RELEASES, _patch_saved_model_save),))
+                      for name in support.KERAS_SAVED_MODEL_SAVE]
         return found
+
+    def _one_class(self, module):
+        """TF 1.4-1.12: one BatchNormalization class, which tags its outputs itself (see __init__)."""
+        self._class_names = support.TF_KERAS_ONE_CLASS[:1]
+        self._tags_learning_phase = True
 
     def _patch_bn(self, module):
         family = self.family
-        names = [name for name in support.TF_KERAS_BN_CLASSES if hasattr(module, name)]
-        one_class, stop = support.TF_KERAS_ONE_CLASS
-        if not names and family.version_of == "tensorflow" and \
-                support.flavour("tf.keras").first <= _tensorflow_version() < stop:
-            names = [one_class]
-            self._tags_learning_phase = True
+        names = [name for name in self._class_names if hasattr(module, name)]
         if not names:
             if not keras3.is_keras3(family.version_of):  # Keras 3 is the keras3 flavour's
-                status.unsupported(family.label, family.version_of, "%s has no %s to hook (a BatchNormalization "
-                                   "this package does not know; supported: %s)" % (
-                                       module.__name__, " or ".join(support.TF_KERAS_BN_CLASSES),
-                                       support.flavour(family.label).what),
-                                   package=family.backend_module.rsplit(".", 1)[0])
+                base.leave_alone(family.label, family.version_of, "%s has no %s to hook (a BatchNormalization "
+                                 "this package does not know; supported: %s)" % (
+                                     module.__name__, " or ".join(self._class_names),
+                                     support.flavour(family.label).what),
+                                 family.backend_module.rsplit(".", 1)[0])
             return
-        owner = patching.patch(getattr(module, names[0]), "call", self.falls_back(self._held_call))
-        registry.add(owner, self)
-        if family.version_of == "tensorflow" and _tensorflow_version() < support.TF_KERAS_UPDATES_UNGATED_BEFORE:
-            patching.patch(getattr(module, names[0]), "_assign_moving_average", _update_from_taken_branch)
-        if family.version_of == "tensorflow" and _tensorflow_version() < support.TF_KERAS_WRAPPER_FREEZES_FROM:
-            wrappers.freeze_with_their_wrapper(*support.TF_KERAS_WRAPPER)
+        self._bn_class = getattr(module, names[0])
+        registry.add(patching.patch(self._bn_class, "call", self.falls_back(self._held_call)), self)
         quiet_autograph_notice()
         status.patched(self)  # its state is known only once TF is imported
+
+    def _update_from_taken_branch(self, module):
+        if self._bn_class is not None:
+            patching.patch(self._bn_class, "_assign_moving_average", _update_from_taken_branch)
+
+    def _freeze_wrappers(self, module):
+        if self._bn_class is not None:
+            wrappers.freeze_with_their_wrapper(*support.TF_KERAS_WRAPPER)
 
     def backend(self):
         return sys.modules[self.family.backend_module]
@@ -84,10 +97,10 @@ class TfKerasFlavour(Flavour):
                 self._native_v2 = True
             else:
                 # Unknown while `tensorflow/__init__` is still running: decide later, never cache a guess.
-                tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
+                tf_version = _finished_tensorflow_version()
                 if not tf_version:
                     return False
-                self._native_v2 = tf_version >= first
+                self._native_v2 = support.within(tf_version, (first, None))
         return self._native_v2
 
     def state(self):
@@ -287,25 +300,15 @@ def flavours():
 
 def natively_frozen(layer):
     """The V2 class of the family where its TensorFlow honours `trainable` by itself."""
-    tf_version = version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
+    tf_version = _finished_tensorflow_version()
     native_from = support.TF_KERAS_FAMILIES[0].native_v2_from
-    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and bool(tf_version) and tf_version >= native_from
+    return bool(getattr(layer, "_USE_V2_BEHAVIOR", False)) and bool(tf_version) and \
+        support.within(tf_version, (native_from, None))
 
 
-def _tensorflow_version():
-    """TensorFlow's version, known while ``tensorflow`` itself is still importing (TF 1 imports
-    its Keras from ``tensorflow/__init__`` before setting ``__version__`` there)."""
-    versions = sys.modules.get("tensorflow.python.framework.versions")
-    return version_tuple(getattr(versions, "__version__", "") or status.version("tensorflow"))
-
-
-def _check_tensorflow(tf):
-    """TF older than any tf.keras the hooks know: say so, rather than nothing."""
-    version = version_tuple(getattr(tf, "__version__", ""))
-    if version and version < support.flavour("tf.keras").first:
-        status.unsupported("tf.keras", "tensorflow", "tf.keras of TensorFlow %s predates the BatchNormalization "
-                           "this package fixes (supported: %s)" % (tf.__version__, support.flavour("tf.keras").what),
-                           package="tensorflow.python.keras")
+def _finished_tensorflow_version():
+    """TensorFlow's version once ``tensorflow`` has finished importing, else ()."""
+    return versions.version_tuple(getattr(sys.modules.get("tensorflow"), "__version__", ""))
 
 
 def _patch_saved_model_save(module):

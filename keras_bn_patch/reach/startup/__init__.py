@@ -1,2 +1,2 @@
 """Holds the sitecustomize that a patched process puts first on PYTHONPATH for the processes it
-starts (``keras_bn_patch/children.py``)."""
+starts (``keras_bn_patch/reach/children.py``)."""

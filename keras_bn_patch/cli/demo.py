@@ -9,8 +9,8 @@ evaluate(): training looks good, evaluation on the very same data does not.
 """
 import numpy as np
 
-from .core import switch
-from .tools import keras_api
+from ..core import switch
+from ..tools import keras_api
 
 FEATURES, HIDDEN, SAMPLES = 16, 32, 512
 

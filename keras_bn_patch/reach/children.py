@@ -17,42 +17,42 @@ image or a shared cluster.
 import os
 
 from . import site_switch
-from .core import switch
+from ..core import environment
 
 STARTUP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
-_engines = []  # what engines.py registered: one line each, for status()
+_engines = []  # what engines.py reached: one line each, for status()
 
 
 def _entries():
-    return [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    return [entry for entry in os.environ.get(environment.PYTHONPATH, "").split(os.pathsep) if entry]
 
 
 def reach():
     """Start the Python processes this one starts patched (where keras-bn-patch is installed)."""
     entries = _entries()
     if STARTUP not in entries:
-        os.environ["PYTHONPATH"] = os.pathsep.join([STARTUP] + entries)
+        os.environ[environment.PYTHONPATH] = os.pathsep.join([STARTUP] + entries)
 
 
 def without_startup(environ):
     """A copy of ``environ`` without the start-up path: a process started with it begins plain."""
-    environment = dict(environ)
-    kept = [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != STARTUP]
+    copied = dict(environ)
+    kept = [entry for entry in copied.get(environment.PYTHONPATH, "").split(os.pathsep) if entry and entry != STARTUP]
     if kept:
-        environment["PYTHONPATH"] = os.pathsep.join(kept)
+        copied[environment.PYTHONPATH] = os.pathsep.join(kept)
     else:
-        environment.pop("PYTHONPATH", None)
-    return environment
+        copied.pop(environment.PYTHONPATH, None)
+    return copied
 
 
 def withdraw():
     """Start them plain again (``uninstall()``)."""
     if STARTUP in _entries():
         plain = without_startup(os.environ)
-        if "PYTHONPATH" in plain:
-            os.environ["PYTHONPATH"] = plain["PYTHONPATH"]
+        if environment.PYTHONPATH in plain:
+            os.environ[environment.PYTHONPATH] = plain[environment.PYTHONPATH]
         else:
-            del os.environ["PYTHONPATH"]
+            del os.environ[environment.PYTHONPATH]
 
 
 def engine_reached(line):
@@ -74,9 +74,9 @@ def status():
                          if off is None else "none from the site switch file %s: this interpreter never reads "
                          "the user site-packages (%s)" % (site_switch.path(user), off))
     reach.extend(_engines)
-    if switch.environment_disables():
-        return {"state": "none: KERAS_BN_PATCH=%s is set, and processes started from here inherit it"
-                % os.environ["KERAS_BN_PATCH"], "reach": reach}
+    if environment.disables():
+        return {"state": "none: %s is set, and processes started from here inherit it" % environment.patch_setting(),
+                "reach": reach}
     if not reach:
         return None
     return {"state": "patched where keras-bn-patch is installed", "reach": reach}

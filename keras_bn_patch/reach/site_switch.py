@@ -11,11 +11,18 @@ import subprocess
 import sys
 import sysconfig
 
-from .core.switch import environment_disables
+from ..core import environment
 
 FILE_NAME = "keras_bn_patch.pth"
-LINE = ("import sys; exec('try:\\n import keras_bn_patch_startup\\nexcept Exception:\\n pass') "
-        "# keras-bn-patch site install: frozen BN layers held in every process\n")
+# What the line runs.  Python's site module executes a .pth line that starts with "import", one
+# line only: so the code goes to exec() as one literal, made here from the readable text.
+STARTUP_CODE = """\
+try:
+    import keras_bn_patch_startup
+except Exception:
+    pass
+"""
+LINE = "import sys; exec(%r)  # keras-bn-patch site install: frozen BN layers held in every process\n" % STARTUP_CODE
 
 
 def directory(user=False):
@@ -54,7 +61,7 @@ def user_site_off():
         return None
     if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
         return "it runs in a virtual environment, which does not read the user site-packages"
-    if os.environ.get("PYTHONNOUSERSITE"):
+    if os.environ.get(environment.NO_USER_SITE):
         return "PYTHONNOUSERSITE is set"
     if sys.flags.no_user_site:
         return "Python was started with -s"
@@ -65,13 +72,13 @@ def user_site_off():
 _OBSERVE = "import sys; print('keras_bn_patch_startup' in sys.modules)"
 
 
-def new_process_starts_patched(environment):
-    """Whether a new Python process of this environment (this interpreter, with ``environment``)
+def new_process_starts_patched(environ):
+    """Whether a new Python process of this environment (this interpreter, with ``environ``)
     starts patched, observed by starting one: its start-up imported the finder that patches
     Keras on import, and ``KERAS_BN_PATCH=0`` does not turn it off."""
     try:
-        output = subprocess.check_output([sys.executable, "-c", _OBSERVE], universal_newlines=True, env=environment,
+        output = subprocess.check_output([sys.executable, "-c", _OBSERVE], universal_newlines=True, env=environ,
                                          stderr=subprocess.DEVNULL, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return False
-    return output.strip() == "True" and not environment_disables()
+    return output.strip() == "True" and not environment.disables(environ)

@@ -1,4 +1,4 @@
-# On PYTHONPATH in the processes a patched program starts (keras_bn_patch/children.py).  This
+# On PYTHONPATH in the processes a patched program starts (keras_bn_patch/reach/children.py).  This
 # directory leaves sys.path at once; keras_bn_patch_startup comes from this interpreter's own
 # environment, so a process without keras-bn-patch starts untouched.  Then the sitecustomize
 # the process would have run anyway runs.  Plain syntax: any interpreter may read this file.
