@@ -53,7 +53,9 @@ def test_the_wheel_holds_only_the_package_and_its_start_up_module(dists):
         metadata = archive.read("keras_bn_patch-%s.dist-info/METADATA" % version()).decode("utf-8")
     tops = {name.split("/")[0] for name in names}
     assert tops == {"keras_bn_patch", "keras_bn_patch_startup.py", "keras_bn_patch-%s.dist-info" % version()}, tops
-    assert "keras_bn_patch/reach/startup/sitecustomize.py" in names and "keras_bn_patch/engines.py" in names
+    for needed in ("keras_bn_patch/reach/startup/sitecustomize.py", "keras_bn_patch/engines.py",
+                   "keras_bn_patch/cli/main.py", "keras_bn_patch/core/flavours/base.py", "keras_bn_patch/tools/staged.py"):
+        assert needed in names, needed  # every room of the package, the console script's included
     assert any(name.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in name for name in names), names
     assert "Requires-Python: >=3.6" in metadata and "License :: OSI Approved :: MIT License" in metadata
     assert "Provides-Extra: tf1" in metadata and "Requires-Dist: wrapt>=1.10" in metadata
