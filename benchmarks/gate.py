@@ -43,11 +43,14 @@ KNOWN_MISSES = {
         4.5, "two passes plus a fixed second of graph building, on 128 images; measured 3.1-3.5"),
     ("keras215", "diagnose_over_predict"): (
         5.0, "two passes plus a fixed second of tracing, on 128 images; measured 3.0-3.9"),
-    # The start-up path's code did not change when this was added: the same interpreter start
-    # measured 2.1-2.2 ms on an idle machine and 3.2-3.5 ms in another quick run of one session.
+    # The start-up path's code did not change when these were added: the same interpreter start
+    # measured 2.1-2.2 ms (Python 3.11) and 1.65-1.75 ms (3.6) on an idle machine, and 3.2-3.5 ms /
+    # 2.64-2.75 ms in quick runs on a busier host: an absolute time of milliseconds follows the host.
     ("keras215", "startup_children_seconds"): (
         0.004, "Python 3.11's child start: the sitecustomize scans sys.path for the process's own "
                "sitecustomize and imports the finder through the editable install; measured 2.1-3.5 ms"),
+    ("keras224", "startup_children_seconds"): (
+        0.004, "Python 3.6's child start, as keras215's: measured 1.65-2.75 ms, the host's load deciding"),
 }
 RETRIES = 2  # re-measurements of a breaching figure, each with RETRY_FACTOR times the rounds
 RETRY_FACTOR = 3
