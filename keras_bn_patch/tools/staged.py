@@ -4,15 +4,16 @@ model run once per sample, whatever the batch size.
 A BN layer's statistics in inference mode depend on the moving statistics of the BN layers
 before it, so no layer can be measured before those are set: each is a barrier across the
 whole data.  The model is called once, in inference mode, into a graph that can be cut (a
-TF 1 session graph, a Theano graph, or in TF 2 a ``tf.compat.v1.wrap_function`` whose graph
-can be pruned between any tensors), and every tensor on the way to a BN layer's input gets a
+TF 1 session graph, a Theano graph, in TF 2 a ``tf.compat.v1.wrap_function`` whose graph
+can be pruned between any tensors, and in Keras 3 on JAX or PyTorch the functional model's own
+graph of layers, run between any of its tensors by ``keras.Function``), and every tensor on the way to a BN layer's input gets a
 *stage*: 0 for what the data alone determines, else one more than the latest stage of the BN
 layers whose moving statistics it reads.  Run ``r`` computes the tensors of stage ``r`` for
 every batch, from the tensors of earlier stages it needs, which earlier runs kept; measures
 the inputs of the BN layers settled next; and those layers' statistics are set before run
 ``r + 1`` (fed to the later runs in TensorFlow, where a run can feed any tensor, so that no
-variable is written between runs; written in Theano).  BN layers on parallel branches (a
-ResNet's projection shortcut) share a stage.
+variable is written between runs; written in Theano and in a Keras 3 graph of layers).  BN
+layers on parallel branches (a ResNet's projection shortcut) share a stage.
 
 What is kept between runs (the activations that cross a stage, each only until its last
 reader has run) is held in memory up to ``memory`` bytes and written to ``.npy`` files of a
@@ -277,6 +278,8 @@ def build(api, forward, chosen, batch):
     """(Plan, compile_run) of ``run`` for the chosen BN layers, from the model as ``forward``
     runs it; NotStaged where the graph cannot be cut.  ``batch``: the first one (the input
     shapes of a model without input tensors)."""
+    if api.eager and not on_tensorflow(api):
+        return _build_from_layers(forward, chosen)
     if api.eager:
         try:
             wrapped, placeholders, inputs = forward.wrapped_inference(batch)
@@ -326,6 +329,46 @@ def build(api, forward, chosen, batch):
             function = K.function(list(reads) + phase, fetched(fetches))
             return lambda values: function(list(values) + [0] * len(phase))
     return plan, compile_run
+
+
+def _build_from_layers(forward, chosen):
+    """Keras 3 on JAX or PyTorch, which run the model eagerly: the model's own graph of layers
+    (a functional model's), cut between any of its tensors by ``keras.Function``.  A BN layer's
+    output reads its moving statistics, which the graph does not show as a tensor: a stand-in
+    (``_Statistics``) does, and they are written between runs."""
+    import keras
+    model = forward.model
+    nodes = getattr(model, "_nodes", None)
+    if nodes is None or not getattr(model, "inputs", None):
+        raise NotStaged("a subclassed model has no graph of layers to cut (Keras 3 on %s runs it as "
+                        "Python code)" % keras.backend.backend())
+    calls = []
+    for layer in chosen:  # the model's nodes are keyed as Keras's make_node_key does
+        found = [node for index, node in enumerate(layer._inbound_nodes) if "%d_ib-%d" % (id(layer), index) in nodes]
+        if not found:
+            raise NotStaged("BN layer %r is called inside a nested model, whose graph Keras 3 on %s does not "
+                            "join to the model's own" % (layer.name, keras.backend.backend()))
+        calls += [(layer, node.input_tensors[0]) for node in found]
+    graph = _LayerGraph(chosen)
+    plan = Plan(graph, calls, graph.sources, model.inputs)
+
+    def compile_run(reads, fetches):
+        function = keras.Function(inputs=list(reads), outputs=[
+            fetch[1] if isinstance(fetch, tuple) else fetch for fetch in fetches])
+        dtypes = [_numpy_dtype_of(tensor) for tensor in reads]
+
+        def fetched(values):
+            found = []
+            for fetch, value in zip(fetches, function(values)):
+                found += forward.moments_of(fetch[0], value) if isinstance(fetch, tuple) else [value]
+            return found
+        compiled = forward.compiled(fetched)
+        return lambda values: compiled([np.asarray(value, dtype=dtype) for value, dtype in zip(values, dtypes)])
+    return plan, compile_run
+
+
+def _numpy_dtype_of(tensor):
+    return np.dtype(tensor.dtype)  # Keras 3: a name ("float32")
 
 
 def _pruned(wrapped, feeds, fetches, signature):
@@ -430,6 +473,47 @@ class _TheanoGraph(object):
     def values_per_sample(variable):
         shape = getattr(variable, "_keras_shape", None)  # Keras's static shape of a layer's input
         return None if shape is None or None in shape[1:] else int(np.prod(shape[1:]))
+
+
+class _Statistics(object):
+    """Stands for a BN layer's moving statistics in a Keras 3 graph of layers: what its output
+    reads besides its input."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+
+class _LayerGraph(object):
+    """A Keras 3 functional model's graph of layers: its tensors (``KerasTensor``) by identity,
+    each computed from its layer call's inputs (and, for a chosen BN layer, its statistics)."""
+
+    feeds_statistics = False  # the statistics are variables the layers read: written between runs
+
+    def __init__(self, chosen):
+        self._statistics = dict((id(layer), _Statistics(layer)) for layer in chosen)
+        self.sources = dict((id(statistics), (statistics.layer, STATISTICS[0]))
+                            for statistics in self._statistics.values())
+
+    @staticmethod
+    def key(tensor):
+        return id(tensor)
+
+    def inputs_of(self, tensor):
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:  # a stand-in for statistics
+            return []
+        node = history.operation._inbound_nodes[history.node_index]
+        statistics = self._statistics.get(id(history.operation))
+        return list(node.input_tensors) + ([statistics] if statistics is not None else [])
+
+    @staticmethod
+    def is_read(tensor):
+        return False
+
+    @staticmethod
+    def values_per_sample(tensor):
+        dims = list(tensor.shape[1:])
+        return None if None in dims else int(np.prod(dims))
 
 
 class _nothing(object):

@@ -100,7 +100,9 @@ def backend(api):
 
 def traces(api):
     """Whether the tools run the model as one graph or trace they can cut (recalibrate's staged
-    method); Keras 3 on JAX or PyTorch runs it eagerly, batch by batch."""
+    method), nested models and subclassed ones too; Keras 3 on JAX or PyTorch runs it eagerly,
+    and the staged method cuts a functional model's own graph of layers there, not a nested
+    model's or a subclassed one's."""
     return backend(api) in ("tensorflow", "theano")
 
 

@@ -25,7 +25,7 @@ _effective = ContextVar("keras_bn_patch_effective", default=None)
 
 class TfKerasFlavour(base.PatchedFlavour):
     """One family of the support table.  ``tensorflow_wide``: this one also brings the hooks on
-    TensorFlow itself (its version check, Keras's SavedModel save), which no family owns alone."""
+    Keras's SavedModel save of TF 2.0-2.3, which no family owns alone."""
 
     def __init__(self, family, tensorflow_wide=False):
         base.PatchedFlavour.__init__(self)
