@@ -366,8 +366,9 @@ def test_nested_frozen_conv_backbone_keeps_its_weights_finite(api, run):
     assert np.all(np.isfinite(losses)), losses
     for weight, value in zip(base.weights, before):
         assert np.array_equal(get_value(api, weight), value), weight.name
-    # held: the fitted head sees the backbone in inference mode, as evaluate() does
-    assert abs(scalar(model.evaluate(xb, yb, verbose=0)) - losses[-1]) < 0.05
+    # held: training mode sees the backbone as evaluate() does (the last epoch's mean loss, taken
+    # while the head still moved, is no measure of that: 0.0502 from evaluate() for one seed)
+    assert abs(train_minus_test_loss(model, xb[:32], yb[:32])) < 1e-5
 
 
 @pytest.mark.parametrize("pretrained", [False, True], ids=["fresh", "pretrained"])
