@@ -8,16 +8,19 @@ nothing (what it patched before failing is put back), logged once, reported thro
 """
 import sys
 import threading
-from types import ModuleType
-from typing import Callable, Dict, List, Set
 
 import wrapt
 
 from . import log, patching, registry
 
+TYPE_CHECKING = False  # mypy reads these; at run time typing stays unimported (`import keras_bn_patch` is timed)
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Callable, Dict, List, Set
+
 _lock = threading.RLock()
-_table: Dict[str, List[Callable[[ModuleType], None]]] = {}  # module name -> its hooks: this install's
-_registered: Set[str] = set()  # module names wrapt calls us for: once per process
+_table: "Dict[str, List[Callable[[ModuleType], None]]]" = {}  # module name -> its hooks: this install's
+_registered: "Set[str]" = set()  # module names wrapt calls us for: once per process
 
 
 def guarded(function, on_error=None):

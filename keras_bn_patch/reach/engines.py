@@ -10,7 +10,6 @@ make it fail).  A Dask client cannot be judged when it connects (the line comes 
 there the line is documented.
 """
 import os
-import runpy
 import warnings
 
 from ..core import environment, install as _install, log, patching
@@ -28,6 +27,7 @@ def ray_worker_setup():
 def run_spark_daemon():
     """``python -m keras_bn_patch.spark_daemon``: the patch installed (by this package's import),
     then Spark's own daemon, whose forked workers inherit it."""
+    import runpy  # here, not at `import keras_bn_patch`: only the daemon needs it
     runpy.run_module("pyspark.daemon", run_name="__main__", alter_sys=True)
 
 

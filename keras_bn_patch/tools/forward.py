@@ -159,7 +159,7 @@ class Forward(object):
 
     def _typed(self, batch):
         """As predict() would: the data in the inputs' dtypes (float32 if not said)."""
-        dtypes = [_numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
+        dtypes = [numpy_dtype(tensor.dtype) for tensor in getattr(self._model, "inputs", None) or []]
         return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
                            "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
 
@@ -287,7 +287,7 @@ class TraceRunner(Forward):
         subclassed one) gets ``batch``'s, with any batch size."""
         inputs = getattr(self._model, "inputs", None) or []
         if inputs:
-            return [tf.TensorSpec(tuple(tensor.shape), _numpy_dtype(tensor.dtype)) for tensor in inputs]
+            return [tf.TensorSpec(tuple(tensor.shape), numpy_dtype(tensor.dtype)) for tensor in inputs]
         return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self._typed(batch or [])]
 
     # A graph that can be cut at any tensor (recalibrate's staged method).
@@ -405,7 +405,8 @@ def _quiet(name):
         logger.setLevel(level)
 
 
-def _numpy_dtype(dtype):
+def numpy_dtype(dtype):
+    """A tensor's dtype as NumPy's (TensorFlow's DType, or Keras 3's name)."""
     return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))  # Keras 3: a name
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import bn_stats
 from .bn_stats import add_call, merge_calls
+from .forward import numpy_dtype
 from .ops import on_tensorflow
 
 _VISITING, _DONE = 1, 2
@@ -355,7 +356,7 @@ def _build_from_layers(forward, chosen):
     def compile_run(reads, fetches):
         function = keras.Function(inputs=list(reads), outputs=[
             fetch[1] if isinstance(fetch, tuple) else fetch for fetch in fetches])
-        dtypes = [_numpy_dtype_of(tensor) for tensor in reads]
+        dtypes = [numpy_dtype(tensor.dtype) for tensor in reads]
 
         def fetched(values):
             found = []
@@ -365,10 +366,6 @@ def _build_from_layers(forward, chosen):
         compiled = forward.compiled(fetched)
         return lambda values: compiled([np.asarray(value, dtype=dtype) for value, dtype in zip(values, dtypes)])
     return plan, compile_run
-
-
-def _numpy_dtype_of(tensor):
-    return np.dtype(tensor.dtype)  # Keras 3: a name ("float32")
 
 
 def _pruned(wrapped, feeds, fetches, signature):

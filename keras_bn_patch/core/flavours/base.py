@@ -10,9 +10,12 @@ tools reach a flavour only through the members below.  A hook reports what it fo
 import abc
 import collections
 import warnings
-from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .. import log, patching, registry, status
+
+TYPE_CHECKING = False  # mypy reads these; at run time typing stays unimported (`import keras_bn_patch` is timed)
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 # A post-import hook: once ``module`` is imported, each ``(releases, step)`` of ``steps`` whose
 # releases (first, stop) of ``package`` hold the version imported runs ``step(module)``, in
@@ -32,11 +35,11 @@ class Flavour(abc.ABC):
     version_of: str  # the package whose __version__ status() reports
 
     def __init__(self) -> None:
-        self.failed: Optional[str] = None  # why the patch stopped on a BN call (see falls_back)
+        self.failed: "Optional[str]" = None  # why the patch stopped on a BN call (see falls_back)
 
     # ------------------------------------------------------------ installing
     @abc.abstractmethod
-    def hooks(self) -> List[Hook]:
+    def hooks(self) -> "List[Hook]":
         """Its post-import hooks (``Hook``): run once their module is imported, at once if it is already."""
 
     def state(self) -> str:
@@ -50,35 +53,35 @@ class PatchedFlavour(Flavour):
 
     # ------------------------------------------------------------ runtime flags
     @abc.abstractmethod
-    def new_flag(self, value: bool) -> Any:
+    def new_flag(self, value: bool) -> "Any":
         """A new backend variable holding ``value`` (held or not)."""
 
     @abc.abstractmethod
-    def set_flag(self, variable: Any, value: bool) -> None:
+    def set_flag(self, variable: "Any", value: bool) -> None:
         """Write ``value`` into ``variable``."""
 
     @abc.abstractmethod
-    def set_flags(self, pairs: Sequence[Tuple[Any, bool]]) -> None:
+    def set_flags(self, pairs: "Sequence[Tuple[Any, bool]]") -> None:
         """[(variable, value)], written in one run where a session holds them."""
 
     @abc.abstractmethod
-    def in_session(self, variable: Any) -> bool:
+    def in_session(self, variable: "Any") -> bool:
         """Whether ``variable`` lives in a TF 1 session (else in the process)."""
 
     @abc.abstractmethod
-    def has_session(self, graph: Any) -> bool:
+    def has_session(self, graph: "Any") -> bool:
         """Whether a session for ``graph`` exists already (without making one)."""
 
     @abc.abstractmethod
     def builds_graph_at_call(self) -> bool:
         """Whether a BN call builds its graph once, when called (graph mode), or again per trace."""
 
-    def is_native(self, layer: Any) -> bool:
+    def is_native(self, layer: "Any") -> bool:
         """Whether this patched class's ``layer`` honours ``trainable`` by itself (then passed through)."""
         return False
 
     # ------------------------------------------------------------ never fail where Keras runs
-    def falls_back(self, patched_call: Callable) -> Callable:
+    def falls_back(self, patched_call: "Callable") -> "Callable":
         """A BN ``call`` wrapper that never fails where plain Keras runs: if the patched call raises,
         the plain call runs instead (its own error, if it has one, is the one raised); the first
         such failure is logged and warned, and this flavour runs plain Keras from then on,
