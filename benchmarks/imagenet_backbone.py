@@ -158,6 +158,7 @@ def torchvision_input(image, size=224, resize=256):
 def keras_mobilenet_v2(api, state, input_size=224):
     """Keras's MobileNetV2 (alpha 1, with its 1000-class top) rebuilt to compute what
     torchvision's does, with ``state``'s weights."""
+    from keras_bn_patch.tools import keras_api
     base = api.keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), weights=None)
     config = base.get_config()
     for layer in config["layers"]:
@@ -167,9 +168,10 @@ def keras_mobilenet_v2(api, state, input_size=224):
             layer["config"]["padding"] = ((1, 1), (1, 1))
     model = api.keras.models.Model.from_config(config)
     arrays = [array for name, array in state.items() if not name.endswith("num_batches_tracked")]
+    pairs = []  # (variable, array), set in one run: a set_weights per layer is slow in TF 1's graph mode
     for layer in model.layers:  # each layer takes its own arrays, whatever order model.weights has
         kind = type(layer).__name__
-        count = len(layer.get_weights())
+        count = len(layer.weights)
         if not count:
             continue
         taken, arrays = arrays[:count], arrays[count:]
@@ -179,8 +181,9 @@ def keras_mobilenet_v2(api, state, input_size=224):
             taken = [taken[0].transpose(2, 3, 1, 0)] + taken[1:]
         elif kind == "Dense":
             taken = [taken[0].T, taken[1]]
-        layer.set_weights(taken)  # BatchNormalization: gamma, beta, mean, variance in both
+        pairs.extend(zip(layer.weights, taken))  # BatchNormalization: gamma, beta, mean, variance in both
     assert not arrays, "%d arrays left over" % len(arrays)
+    keras_api.set_values(api, pairs)
     return model
 
 
