@@ -69,12 +69,12 @@ def test_the_import_line_reaches_every_engine_started_from_the_driver():
     assert STARTED_ELSEWHERE not in stderr  # engines started from here need no line
 
 
-def test_the_launcher_reaches_every_engine_started_from_the_program():
+def test_the_launcher_reaches_the_engines_that_rebuild_main():
     found, _ = engine_results("-m", "keras_bn_patch", "run", ENGINE_RUN, FLAVOUR, ",".join(REBUILD_MAIN))
     assert_every_worker(found, REBUILD_MAIN, held)
 
 
-def test_the_site_switch_reaches_every_engine():
+def test_the_site_switch_reaches_the_engines_that_start_new_interpreters():
     run_python("-m", "keras_bn_patch", "site", "install")
     try:
         found, _ = engine_results(ENGINE_RUN, FLAVOUR, ",".join(NEW_INTERPRETER))
