@@ -101,13 +101,12 @@ MACHINERY_PYTHONS = ("3.6", "3.13")  # the oldest and the newest Python
 # `nox -t bench` runs the full benchmarks into benchmarks/results; `nox -s demo` the demo.
 TEST_SESSIONS = MATRIX + ["machinery-" + python for python in MACHINERY_PYTHONS] + ["docs", "package"] + \
     ["wheel-" + extra for extra in WHEEL_EXTRAS]
-# Minutes each session of the halves took in a clean-clone CI run (install + tests, from its log;
-# the quick accuracy benchmarks from a run alone), to balance the halves below; a session not
-# listed counts one minute.
-MINUTES = {"keras215": 16, "keras231": 16, "keras224": 10, "quick-accuracy-keras224": 8, "keras3": 8,
-           "tfkeras221": 8, "keras28": 7, "tfkeras221-legacy": 7, "keras3-jax": 6, "keras3-torch": 6,
-           "keras216": 4, "tfkeras19": 4, "keras224-theano": 3, "tfkeras112": 3, "tfkeras21": 3, "tfkeras24": 3,
-           "keras212": 2}
+# Minutes each session of the halves took in a clean-clone CI run (install + tests, from its log),
+# to balance the halves below; a session not listed counts one minute.
+MINUTES = {"keras215": 20, "keras231": 17, "keras224": 9, "tfkeras221": 9, "keras28": 8, "tfkeras221-legacy": 8,
+           "keras3-torch": 8, "keras3": 7, "tfkeras24": 7, "keras3-jax": 6, "keras216": 5,
+           "quick-accuracy-keras224": 5, "tfkeras112": 4, "tfkeras21": 4, "tfkeras19": 3, "keras224-theano": 3,
+           "keras212": 3}
 
 
 def halves(sessions):
