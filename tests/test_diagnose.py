@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from helpers import run_python
+from helpers import run_cli
 from helpers.tools import RNG, X, accuracy, fine_tuned_without_the_patch, nested_model
 from keras_bn_patch.cli import demo as _demo
 
@@ -25,24 +25,22 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     print(report)
     frozen = [row for row in report.rows if row["state"] == "frozen"]
     assert [row["path"] for row in frozen] == ["backbone_bn_0", "backbone_bn_1"]
-    cli = ["-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "x.npy"), "--flavour", api.name,
-           "--json"]
-    labelled = ["-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
-                "--flavour", api.name]
+    cli = ["diagnose", path, "--data", str(tmp_path / "x.npy"), "--flavour", api.name, "--json"]
+    labelled = ["diagnose", path, "--data", str(tmp_path / "labelled.npz"), "--flavour", api.name]
     if api.name == "keras3":  # Keras 3 holds frozen BN itself: the trap never happened
         assert report.healthy and {row["verdict"] for row in frozen} == {"held"}
-        assert run_python(*cli, check=False).returncode == 0
+        assert run_cli(*cli, process=True).returncode == 0
         with keras_bn_patch.disabled():
             with_labels = keras_bn_patch.diagnose(loaded, x, y=y)
         assert with_labels.verdict == "healthy" and not with_labels.labels["fine_tuned_in_the_trap"]
-        assert run_python(*labelled, check=False).returncode == 0
+        assert run_cli(*labelled).returncode == 0
         assert abs(broken - train_accuracy) < 0.05
         return
     if all(row["handled_by"] == "native" for row in frozen):
         # TF >= 2.2 loads the saved layers as its native class: held from now on, but the
         # head was fitted to batch statistics. Without labels the file does not say so.
         assert report.healthy and report.verdict == "healthy" and {row["verdict"] for row in frozen} == {"held"}
-        assert run_python(*cli, check=False).returncode == 0
+        assert run_cli(*cli, process=True).returncode == 0
     else:
         # Plain Keras would train them on batch statistics: advice about a future fit(), its own
         # word and exit code (3; 1 with --strict), since the file does not say how it was fine-tuned.
@@ -50,10 +48,10 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
         assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs patch"] * 2
         assert report.verdict == "advice" and "Verdict: advice" in str(report)
         assert "import keras_bn_patch" in report.advice
-        process = run_python(*cli, check=False)
+        process = run_cli(*cli, process=True)
         assert process.returncode == 3 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
         assert "give its labels" in process.stderr and "--fine-tuned-unpatched" in process.stderr
-        assert run_python(*cli + ["--strict"], check=False).returncode == 1
+        assert run_cli(*cli + ["--strict"]).returncode == 1
     # The labels tell, without a flag: batch statistics fit them far better than the moving ones.
     with keras_bn_patch.disabled():
         with_labels = keras_bn_patch.diagnose(loaded, x, y=y)
@@ -64,7 +62,7 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
     assert figures["moving_statistics"]["accuracy"] == pytest.approx(broken, abs=1e-6)
     assert with_labels.verdict == "needs action" and [row["verdict"] for row in with_labels.rows] == \
         ["needs recalibration"] * 2 and "fine-tuned in the trap" in str(with_labels)
-    process = run_python(*labelled, check=False)
+    process = run_cli(*labelled)
     assert process.returncode == 1 and "Verdict: needs action" in process.stdout, process.stdout
     assert "fine-tuned in the trap" in process.stdout
 
@@ -72,7 +70,7 @@ def test_saved_unpatched_fine_tuned_model_flagged_then_repaired(api, tmp_path):
         report = keras_bn_patch.diagnose(loaded, x, fine_tuned_unpatched=True)
     assert not report.healthy and [row["verdict"] for row in report.rows] == ["needs recalibration"] * 2
     assert "Verdict: needs action" in str(report)
-    process = run_python(*cli + ["--fine-tuned-unpatched"], check=False)
+    process = run_cli(*cli + ["--fine-tuned-unpatched"])
     assert process.returncode == 1 and json.loads(process.stdout)["layers"] == report.to_dict()["layers"]
     assert broken < train_accuracy - 0.1  # the trap: predict() far below what fit() reported
 
@@ -103,8 +101,8 @@ def test_a_model_fine_tuned_with_the_patch_shows_no_trap_in_its_labels(api, tmp_
     figures = report.labels
     assert not figures["fine_tuned_in_the_trap"]
     assert figures["moving_statistics"]["accuracy"] >= figures["batch_statistics"]["accuracy"] - 0.02
-    process = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
-                         "--flavour", api.name, check=False)
+    process = run_cli("diagnose", path, "--data", str(tmp_path / "labelled.npz"), "--flavour", api.name,
+                      process=True)
     assert report.verdict == "healthy" and report.healthy and process.returncode == 0, process.stdout
     assert "Verdict: healthy" in process.stdout
     frozen = {row["handled_by"] for row in report.rows if row["state"] == "frozen"}
@@ -112,8 +110,8 @@ def test_a_model_fine_tuned_with_the_patch_shows_no_trap_in_its_labels(api, tmp_
         assert "its labels show no fine-tune in the trap" in report.advice
         assert "import keras_bn_patch before fine-tuning it again" in report.advice
         assert "recalibrate" not in report.advice
-        strict = run_python("-m", "keras_bn_patch", "diagnose", path, "--data", str(tmp_path / "labelled.npz"),
-                            "--flavour", api.name, "--strict", check=False)
+        strict = run_cli("diagnose", path, "--data", str(tmp_path / "labelled.npz"), "--flavour", api.name,
+                         "--strict")
         assert strict.returncode == 1, strict.stdout
 
 

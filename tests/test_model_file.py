@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from helpers import X, run_python, save_every_format, sgd
+from helpers import X, run_cli, run_python, save_every_format, sgd
 
 # A lambda: Keras 3 stores only a lambda's code (a named function by name); Keras 2 either.
 WRITES_A_FILE = "writes_a_file = lambda x: (open(%r, 'w').write('ran'), x)[1]\n"
@@ -24,9 +24,9 @@ def lambda_model(api, marker):
     return model
 
 
-def diagnose(path, data, api, *extra):
-    return run_python("-m", "keras_bn_patch", "diagnose", path, "--data", data, "--flavour", api.name, *extra,
-                      check=False)
+def diagnose(path, data, api, *extra, process=False):
+    """The CLI's diagnose of ``path``: in this process, or in a fresh interpreter (``process``)."""
+    return run_cli("diagnose", path, "--data", data, "--flavour", api.name, *extra, process=process)
 
 
 def test_a_file_whose_lambda_runs_code_is_refused_unless_trusted(api, tmp_path):
@@ -38,8 +38,8 @@ def test_a_file_whose_lambda_runs_code_is_refused_unless_trusted(api, tmp_path):
     saved = save_every_format(api, model, tmp_path / "saved")
     if marker.exists():  # building and saving called it
         marker.unlink()
-    for name, path in saved:
-        refused = diagnose(path, data, api)
+    for index, (name, path) in enumerate(saved):
+        refused = diagnose(path, data, api, process=index == 0)
         assert refused.returncode == 2, (name, refused.stderr[-3000:])
         assert "refused to load" in refused.stderr and "Lambda layer 'side_effect'" in refused.stderr, name
         assert "--trust-code" in refused.stderr and "Traceback" not in refused.stderr, name
@@ -68,7 +68,7 @@ def test_a_class_keras_does_not_define_is_refused_unless_trusted(api, tmp_path):
     path = str(tmp_path / ("model.keras" if api.name == "keras3" else "model.h5"))
     model.save(path)
     np.save(str(tmp_path / "x.npy"), X)
-    refused = diagnose(path, str(tmp_path / "x.npy"), api)
+    refused = diagnose(path, str(tmp_path / "x.npy"), api, process=True)
     assert refused.returncode == 2 and "layer 'doubled' of class 'Doubled'" in refused.stderr, refused.stderr[-3000:]
     trusted = diagnose(path, str(tmp_path / "x.npy"), api, "--trust-code")
     # Trusted, Keras itself then says what it cannot load: the class is not importable here.

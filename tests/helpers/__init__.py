@@ -52,6 +52,26 @@ def run_python(code, *args, env=None, check=True):
     return process
 
 
+def run_cli(*args, process=False):
+    """``keras-bn-patch ARGS`` called in this process: its exit code, stdout and stderr as
+    ``run_python`` gives a process's.  For what the CLI computes from a file (a fresh interpreter
+    importing TensorFlow costs seconds a call); each test that uses it also runs the command once
+    with ``process=True``, as ``python -m keras_bn_patch`` in a fresh interpreter, for its start-up
+    and exit code."""
+    if process:
+        return run_python("-m", "keras_bn_patch", *args, check=False)
+    import contextlib
+    import io
+    from keras_bn_patch.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+    return subprocess.CompletedProcess(["keras-bn-patch"] + list(args), code, out.getvalue(), err.getvalue())
+
+
 def script(name):
     return os.path.join(SCRIPTS, name)
 
