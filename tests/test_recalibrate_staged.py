@@ -70,6 +70,34 @@ def test_batch_size_and_memory_limit_change_neither_statistics_nor_passes(api, t
     assert found[8, None][2]["disk_bytes"] == 0
 
 
+def test_a_later_call_on_other_data_is_exact_and_keeps_no_model_alive(api):
+    """recalibrate twice on one model, the second time on other data: the second call gives that
+    data's layer-by-layer statistics.  Keras 3 on JAX or PyTorch keeps each stage's function per
+    model (JAX compiles it when it first runs): a third call runs the very same functions, and
+    what is kept lets the model go."""
+    import gc
+    import weakref
+    model = random_resnet(api)
+    other = IMAGES[::-1] * 0.5 + 40
+    exact = layer_by_layer(api, model, other)
+    for x in (IMAGES, other):
+        summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=8, method="staged")
+    assert summary.method == "staged" and summary.note is None
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+    if traces(api):
+        return  # TensorFlow and Theano: each call builds its graph's functions (session callables, pruned traces)
+    from keras_bn_patch.tools import staged
+    first = dict(staged._STAGE_FUNCTIONS[model])
+    assert len(first) == summary.stages
+    keras_bn_patch.recalibrate(model, other, verbose=0, batch_size=8, method="staged")
+    assert all(staged._STAGE_FUNCTIONS[model][key] is function for key, function in first.items())
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+    kept = weakref.ref(model)
+    del model, first
+    gc.collect()
+    assert kept() is None
+
+
 def test_auto_reads_arrays_that_fit_in_one_batch_in_one_pass_and_stages_the_rest(api):
     """The default: no batch_size and arrays that fit in one batch: the passes method's first
     pass, exact; with a batch_size, or data Keras yields in batches: staged.  Both exact."""

@@ -89,7 +89,7 @@ class Forward(object):
     def __init__(self, api, model, bn_layers, fused=False):
         self._api, self._model = api, model
         self.bn_layers = list(bn_layers)
-        self._ops = Ops(api, fused)
+        self.ops = Ops(api, fused)  # holds no model: functions kept beyond a call use it
         self._calls = []  # BN layers in call order, as the model's first build or trace found them
         self._functions = {}
 
@@ -151,7 +151,7 @@ class Forward(object):
             self._called(layer)
             if layer in wanted:
                 structure.append(layer)
-                fetches.extend(self.moments_of(layer, inputs))
+                fetches.extend(self.ops.moments(layer, inputs))
 
         with _shadowed(self.bn_layers, record, self._replace(normalise), unconverted):
             found = _listed(self._model(_as_input(batch), training=False))
@@ -163,17 +163,13 @@ class Forward(object):
         return [np.asarray(part, dtype=dtypes[index] if index < len(dtypes) else
                            "float32" if part.dtype.kind in "fiu" else None) for index, part in enumerate(batch)]
 
-    def moments_of(self, layer, tensor):
-        """The tensors of a batch's moments of ``tensor`` (see Ops.moments), built where it is."""
-        return self._ops.moments(layer, tensor)
-
     def _build(self, modes):
         raise NotImplementedError
 
     def _replace(self, normalise):
         def replace(layer, inputs, original, training, kwargs):
             if layer in normalise:
-                return self._ops.batch_normalised(layer, inputs)
+                return self.ops.batch_normalised(layer, inputs)
             return original(inputs, training=False, **kwargs)
         return replace
 
@@ -227,7 +223,7 @@ class GraphRunner(Forward):
             if measure and not moments:  # every layer's at once, shared by every function of this graph:
                 # in TF 1, each addition to a graph makes the session extend its executor, at a cost
                 # that grows with the graph
-                moments.update((id(tensor), self.moments_of(layer, tensor))
+                moments.update((id(tensor), self.ops.moments(layer, tensor))
                                for layer, tensors in inputs.items() for tensor in tensors)
             structure = []
             fetches.extend(model_outputs[:1] if outputs else [])

@@ -24,6 +24,7 @@ ends.  A graph that cannot be cut this way (a BN layer fed by its own output) ra
 import os
 import shutil
 import tempfile
+import weakref
 
 import numpy as np
 
@@ -304,7 +305,7 @@ def build(api, forward, chosen, batch):
         raise NotStaged("the model calls none of the chosen BN layers")
     plan = Plan(graph, calls, sources, placeholders)
     with context():
-        moments = dict((graph.key(tensor), forward.moments_of(layer, tensor)) for layer, tensor in plan.calls)
+        moments = dict((graph.key(tensor), forward.ops.moments(layer, tensor)) for layer, tensor in plan.calls)
 
     def fetched(fetches):
         return [part for fetch in fetches for part in (
@@ -352,20 +353,43 @@ def _build_from_layers(forward, chosen):
         calls += [(layer, node.input_tensors[0]) for node in found]
     graph = _LayerGraph(chosen)
     plan = Plan(graph, calls, graph.sources, model.inputs)
+    kept = _STAGE_FUNCTIONS.setdefault(model, {})
 
     def compile_run(reads, fetches):
-        function = keras.Function(inputs=list(reads), outputs=[
-            fetch[1] if isinstance(fetch, tuple) else fetch for fetch in fetches])
-        dtypes = [numpy_dtype(tensor.dtype) for tensor in reads]
-
-        def fetched(values):
-            found = []
-            for fetch, value in zip(fetches, function(values)):
-                found += forward.moments_of(fetch[0], value) if isinstance(fetch, tuple) else [value]
-            return found
-        compiled = forward.compiled(fetched)
-        return lambda values: compiled([np.asarray(value, dtype=dtype) for value, dtype in zip(values, dtypes)])
+        # The model's own tensors and layers, by identity: the model holds them while kept holds
+        # functions of them.
+        key = (tuple(id(tensor) for tensor in reads),
+               tuple((id(fetch[0]), id(fetch[1])) if isinstance(fetch, tuple) else id(fetch) for fetch in fetches))
+        if key not in kept:
+            kept[key] = _stage_function(forward, reads, fetches)
+        return kept[key]
     return plan, compile_run
+
+
+# Keras 3 on JAX compiles a stage's function (jax.jit) when it first runs: about a fifth of a
+# staged call on a small network.  Kept per model (a weak key: nothing kept holds the model),
+# a later recalibrate of the same model, such as a callback's every few epochs, runs its stages
+# without compiling them again.
+_STAGE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _stage_function(forward, reads, fetches):
+    """The run of one stage: the fetches' values (a call's moments for a (layer, tensor) fetch)
+    from the reads' values.  Holds the forward runner's ops and the model's variables, not the
+    model."""
+    import keras
+    function = keras.Function(inputs=list(reads), outputs=[
+        fetch[1] if isinstance(fetch, tuple) else fetch for fetch in fetches])
+    dtypes = [numpy_dtype(tensor.dtype) for tensor in reads]
+    ops = forward.ops
+
+    def fetched(values):
+        found = []
+        for fetch, value in zip(fetches, function(values)):
+            found += ops.moments(fetch[0], value) if isinstance(fetch, tuple) else [value]
+        return found
+    compiled = forward.compiled(fetched)
+    return lambda values: compiled([np.asarray(value, dtype=dtype) for value, dtype in zip(values, dtypes)])
 
 
 def _pruned(wrapped, feeds, fetches, signature):
