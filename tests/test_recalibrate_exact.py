@@ -4,6 +4,7 @@ model cut at its input, with the layers before it already set), on the backend o
 environment (Keras 3 on TensorFlow, JAX or PyTorch; every other flavour).  At batch sizes 8, 32
 and None, with a memory limit below the data, from the backend's own data forms; bad data
 leaves every weight and no file; diagnose is healthy after."""
+import functools
 import os
 import tempfile
 
@@ -18,20 +19,22 @@ RNG = np.random.RandomState(3)
 IMAGES = (RNG.normal(size=(96, 6, 6, 3)) * 2 + 1).astype("float32")
 
 
-def residual_model(api):
+def residual_model(api, bn=None):
     """conv -> BN -> relu, a branch with BN(center=False), their sum through BN(scale=False), a
-    Dense with BN on its features, axis=1: every layer's input depends on the one before it."""
+    Dense with BN on its features, axis=1: every layer's input depends on the one before it.
+    ``bn``: the BN class (the flavour's own by default)."""
     layers = api.keras.layers
+    bn = bn or api.bn
 
     def conv():  # Theano without a C++ compiler (as in CI) has no Conv2D: a 1x1 one, as a Dense
         return layers.Dense(4) if backend(api) == "theano" else layers.Conv2D(4, 3, padding="same")
 
     inputs = layers.Input((6, 6, 3))
-    first = layers.Activation("relu")(api.bn(name="bn_a")(conv()(inputs)))
-    branch = api.bn(name="bn_b", center=False)(conv()(first))
-    summed = api.bn(name="bn_c", scale=False)(layers.add([first, branch]))
+    first = layers.Activation("relu")(bn(name="bn_a")(conv()(inputs)))
+    branch = bn(name="bn_b", center=False)(conv()(first))
+    summed = bn(name="bn_c", scale=False)(layers.add([first, branch]))
     features = layers.Dense(5)(layers.GlobalAveragePooling2D()(summed))
-    return api.keras.models.Model(inputs, layers.Dense(2)(api.bn(name="bn_d", axis=1)(features)))
+    return api.keras.models.Model(inputs, layers.Dense(2)(bn(name="bn_d", axis=1)(features)))
 
 
 NAMES = ("bn_a", "bn_b", "bn_c", "bn_d")
@@ -107,3 +110,29 @@ def test_bad_data_leaves_every_weight_and_no_file(api, tmp_path, monkeypatch):
         for before, after in zip(initial, model.get_weights()):
             np.testing.assert_array_equal(before, after)
         assert ours(tmp_path) == [], method
+
+
+def test_synchronized_bn_is_exact_where_keras_has_it(api):
+    """Keras 3's BatchNormalization(synchronized=True) and tf.keras's SyncBatchNormalization, outside
+    any distribution strategy: the same exact statistics.  Keras 3 refuses synchronized=True on
+    JAX and PyTorch itself, so there is nothing there for the tools to handle."""
+    layers = api.keras.layers
+    if api.name == "keras3":
+        if backend(api) != "tensorflow":
+            with pytest.raises(ValueError, match="only supported with the TensorFlow backend"):
+                layers.BatchNormalization(synchronized=True)
+            return
+        bn = functools.partial(layers.BatchNormalization, synchronized=True)
+    else:
+        bn = getattr(layers, "SyncBatchNormalization", None) or getattr(
+            getattr(layers, "experimental", None), "SyncBatchNormalization", None)
+        if bn is None:
+            pytest.skip("%s %s has no SyncBatchNormalization" % (api.name, api.version))
+    model = residual_model(api, bn)
+    initial = model.get_weights()
+    expected = reference(api, model, IMAGES)
+    for batch_size in (8, None):
+        model.set_weights(initial)
+        summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, batch_size=batch_size)
+        assert [row["path"] for row in summary.rows] == list(NAMES)
+        assert_matches(statistics(api, model), expected, batch_size)
