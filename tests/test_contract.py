@@ -12,7 +12,8 @@ import pytest
 import keras_bn_patch
 from keras_bn_patch.core import support
 from keras_bn_patch.tools import keras_api
-from helpers import X, X_SOURCE, Y, backend, get_value, moving_stats, scalar, sgd, train_minus_test_loss
+from helpers import (X, X_SOURCE, Y, backend, get_value, moving_stats, scalar, sgd, sync_batch_normalization_or_skip,
+                     train_minus_test_loss)
 
 SEQUENCES = np.stack([X, X[::-1], X * 0.5], axis=1)  # (32, 3, 8): three steps a sample
 SEQUENCES_SOURCE = np.stack([X_SOURCE] * 3, axis=1)
@@ -224,11 +225,7 @@ def test_fine_tuning_a_real_application_backbone(api):
 
 
 def test_sync_batch_normalization_frozen_is_held(api):
-    experimental = getattr(api.keras.layers, "experimental", None)
-    sync = getattr(api.keras.layers, "SyncBatchNormalization", None) or getattr(
-        experimental, "SyncBatchNormalization", None)
-    if sync is None:
-        pytest.skip("%s %s has no SyncBatchNormalization" % (api.name, api.version))
+    sync = sync_batch_normalization_or_skip(api)
     layers = api.keras.layers
     inputs = layers.Input((8,))
     bn = sync()

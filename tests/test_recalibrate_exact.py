@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from helpers import backend, backend_forms
+from helpers import backend, backend_forms, sync_batch_normalization_or_skip
 from keras_bn_patch.tools import keras_api
 
 RNG = np.random.RandomState(3)
@@ -124,10 +124,7 @@ def test_synchronized_bn_is_exact_where_keras_has_it(api):
             return
         bn = functools.partial(layers.BatchNormalization, synchronized=True)
     else:
-        bn = getattr(layers, "SyncBatchNormalization", None) or getattr(
-            getattr(layers, "experimental", None), "SyncBatchNormalization", None)
-        if bn is None:
-            pytest.skip("%s %s has no SyncBatchNormalization" % (api.name, api.version))
+        bn = sync_batch_normalization_or_skip(api)
     model = residual_model(api, bn)
     initial = model.get_weights()
     expected = reference(api, model, IMAGES)

@@ -1,8 +1,10 @@
 """recalibrate's staged method against the real Keras of this environment: exact at any batch
 size and memory limit, the data read once, temporary files always removed, and the models it
 cannot cut into stages named."""
+import gc
 import os
 import tempfile
+import weakref
 
 import numpy as np
 import pytest
@@ -75,8 +77,6 @@ def test_a_later_call_on_other_data_is_exact_and_keeps_no_model_alive(api):
     data's layer-by-layer statistics.  Keras 3 on JAX or PyTorch keeps each stage's function per
     model (JAX compiles it when it first runs): a third call runs the very same functions, and
     what is kept lets the model go."""
-    import gc
-    import weakref
     model = random_resnet(api)
     other = IMAGES[::-1] * 0.5 + 40
     exact = layer_by_layer(api, model, other)

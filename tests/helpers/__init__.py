@@ -118,6 +118,18 @@ def backend(api):
     return keras_api.backend(api)
 
 
+def sync_batch_normalization_or_skip(api):
+    """tf.keras's SyncBatchNormalization (under ``layers`` or, before TF 2.12, ``layers.experimental``),
+    or the test is skipped where the flavour has none."""
+    import pytest
+    layers = api.keras.layers
+    found = getattr(layers, "SyncBatchNormalization", None) or getattr(
+        getattr(layers, "experimental", None), "SyncBatchNormalization", None)
+    if found is None:
+        pytest.skip("%s %s has no SyncBatchNormalization" % (api.name, api.version))
+    return found
+
+
 def traces(api):
     """Whether the tools run the model as one graph or trace they can cut (recalibrate's staged
     method), nested models and subclassed ones too; Keras 3 on JAX or PyTorch runs it eagerly,
