@@ -23,6 +23,11 @@ from compat import stacks  # noqa: E402
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
 nox.options.default_venv_backend = "venv"  # virtualenv >= 20.22 cannot make 3.6 venvs
+# Every session's processes write bytecode (empty: unset for Python): where the machine forbids it,
+# as this one does, every fresh interpreter of a test would compile the modules pip installed
+# uncompiled (--no-compile, _install_flavour) again; TensorFlow 2.15's import takes 6.1 s so and
+# 2.4 s from the bytecode the first import writes.  Most of the tests start fresh interpreters.
+os.environ["PYTHONDONTWRITEBYTECODE"] = ""
 
 
 def _pyenv_root():
@@ -111,14 +116,24 @@ MINUTES = {"keras231": 11 + 3, "keras215": 12 + 1, "keras224": 10, "keras28": 4 
            "tfkeras112": 3}
 
 
+# Sessions that go to one half, so that they never run at once: the engines' (two Ray instances
+# on one machine hand their workers ports from the same range; tests/test_engines.py also makes
+# their tests take turns, which would cost the minutes they overlap).
+ONE_HALF = [sorted(ENGINES)]
+
+
 def halves(sessions):
-    """The sessions in two halves of about equal time: the longest first, each to the half
-    with less so far (the order within a half stays the given one)."""
+    """The sessions in two halves of about equal time: the longest first (a ONE_HALF group
+    counting as one), each to the half with less so far (the order within a half stays the
+    given one)."""
+    grouped = [[name for name in group if name in sessions] for group in ONE_HALF]
+    units = [group for group in grouped if group] + [
+        [name] for name in sessions if not any(name in group for group in grouped)]
     load, half_of = [0, 0], {}
-    for name in sorted(sessions, key=lambda name: -MINUTES.get(name, 1)):
+    for unit in sorted(units, key=lambda unit: -sum(MINUTES.get(name, 1) for name in unit)):
         half = load.index(min(load))
-        half_of[name] = half + 1
-        load[half] += MINUTES.get(name, 1)
+        half_of.update((name, half + 1) for name in unit)
+        load[half] += sum(MINUTES.get(name, 1) for name in unit)
     return [[name for name in sessions if half_of[name] == half] for half in (1, 2)]
 
 
@@ -150,7 +165,8 @@ def _install_flavour(session, flavour_session, *extra):
     python, requirements, _ = FLAVOURS[flavour_session]
     _modern_pip(session, python)
     # --no-compile: Python compiles the modules a test imports when it first imports them (see
-    # _run_env); pip would compile every file of TensorFlow (about a third of its install time).
+    # PYTHONDONTWRITEBYTECODE above); pip would compile every file of TensorFlow (about a third
+    # of its install time).
     session.install("--no-compile", *requirements)
     if extra:
         session.install("--no-compile", *extra)
@@ -169,12 +185,7 @@ def _delete_venv(session):
 
 
 def _run_env(flavour_session, **extra):
-    # PYTHONDONTWRITEBYTECODE="" (empty: unset for Python): where the machine sets it, as this
-    # one does, every fresh interpreter of a test would compile the modules pip installed
-    # uncompiled (--no-compile) again; TensorFlow 2.15's import takes 6.1 s so and 2.4 s from
-    # the bytecode the first import writes.  Most of the tests start fresh interpreters.
-    return dict(FLAVOURS[flavour_session][2], TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-                PYTHONDONTWRITEBYTECODE="", **extra)
+    return dict(FLAVOURS[flavour_session][2], TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **extra)
 
 
 def _test_env(name):

@@ -8,11 +8,13 @@ frozen statistics unmoved; the plain trap where KERAS_BN_PATCH=0 turns the patch
 
 Runs where engines are installed (conftest.ENGINES; nox installs them in two sessions).
 """
+import fcntl
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -32,6 +34,17 @@ REBUILD_MAIN = [name for name in LOCAL if name in ("spawn", "forkserver", "loky"
 # is the driver, patched by the switch as the import line patches it).
 NEW_INTERPRETER = [name for name in LOCAL if name in ("spawn", "subprocess", "ray", "spark", "dask")]
 FLAVOUR = FLAVOURS[0] if FLAVOURS else None  # Keras 2.3.1's keras, TF 2.15's tf.keras (V1 class)
+
+
+@pytest.fixture(autouse=True)
+def one_engine_test_on_the_machine_at_a_time():
+    """Two Ray instances on one machine (CI runs two test sessions at once, both with engines)
+    hand their workers ports from the same default range (10002-19999), each unaware of the
+    other's, and a worker dies on a port the other took ("Failed to start the grpc server"):
+    so the engine tests of every process on this machine take turns."""
+    with open(os.path.join(tempfile.gettempdir(), "keras-bn-patch-engine-tests.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
 
 
 def engine_results(*args, env=None):
