@@ -6,8 +6,8 @@ Three arms built from the same weights, trained on the same batch, alternated
 round by round; each ratio is the median over rounds of the ratio of the arms'
 per-step times within the round (pairing cancels drift), its noise the
 interquartile range of those ratios over their median; a figure above its limit is
-measured again with more rounds before it counts (gate.py; the tools' figures in a fresh
-process each time, ``--tools-only``, as TF 1 slows down with every graph a process has built):
+measured again with more rounds before it counts (gate.py), each time in a fresh process
+(``--again``), as TF 1 slows down with every graph a process has built:
 - unpatched: the model built and run while the patch is uninstalled (plain Keras);
 - patched:   the same model built with the patch installed and enabled;
 - ideal:     the backbone hand-built with ``training=False`` (what a careful engineer writes).
@@ -18,6 +18,7 @@ site switch's ``.pth`` line adds to every interpreter start (importing its start
 what diagnose() and recalibrate() cost on ResNet50 against a predict() pass (tools_cost.py).
 """
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -157,6 +158,11 @@ def startup_children_seconds(repeats):
                          % STARTUP, repeats)
 
 
+# The figures timed in fresh interpreters, each measurement anew.
+FRESH_INTERPRETERS = {"import_seconds": import_seconds, "startup_pth_seconds": startup_seconds,
+                      "startup_children_seconds": startup_children_seconds}
+
+
 def batch():
     """The one batch every arm trains on: raw 0-255 pixels, random targets."""
     rng = np.random.RandomState(0)
@@ -181,17 +187,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="9 rounds of 3 steps (CI)")
     parser.add_argument("--images", type=int, default=128, help="the tools' data (ResNet50)")
     parser.add_argument("--out")
-    parser.add_argument("--tools-only", type=int, metavar="ROUNDS",
-                        help="print only the tools' ratios over ROUNDS rounds, as JSON (a fresh process's re-measurement)")
+    parser.add_argument("--again", nargs=2, metavar=("FIGURE", "ROUNDS"),
+                        help="measure only FIGURE, over ROUNDS rounds, and print (value, noise) as JSON: "
+                             "the gate's re-measurement, in a fresh process")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 9, 3
     tools_rounds = 3 if args.quick else 5  # a round of predict and both tools: about 10 s on ResNet50
     api = keras_api.load(args.flavour)
-    if args.tools_only:
-        times = tools_cost.ToolsCost(api, args.images).times(args.tools_only)
-        print(json.dumps({tool: paired_ratio(times, tool, "predict") for tool in ("diagnose", "recalibrate")}))
-        return
     x, y = batch()
     timed = {}  # (frozen, rounds) -> step times: both frozen figures come from one measurement
 
@@ -205,10 +208,8 @@ def main(argv=None):
         "frozen_step_patched_over_ideal": lambda r: paired_ratio(times(True, r), "patched", "ideal"),
         "trainable_step_patched_over_unpatched": lambda r: paired_ratio(times(False, r), "patched", "unpatched"),
         "eager_call_overhead": lambda r: eager_overhead(api, r),
-        "import_seconds": import_seconds,
-        "startup_pth_seconds": startup_seconds,
-        "startup_children_seconds": startup_children_seconds,
     }
+    measures.update(FRESH_INTERPRETERS)
     tools = []  # the ResNet50, built after the step figures: in TF 1 it would share their graph
 
     def tools_times(rounds):
@@ -216,22 +217,29 @@ def main(argv=None):
             tools.append(tools_cost.ToolsCost(api, args.images))
         return tools[0].times(rounds)
 
-    def tools_in_a_fresh_process(tool, rounds):
-        command = [sys.executable, os.path.abspath(__file__), "--images", str(args.images), "--tools-only", str(rounds)]
-        if args.flavour:
-            command += ["--flavour", args.flavour]
-        output = subprocess.check_output(command, universal_newlines=True)
-        return tuple(json.loads(output.strip().splitlines()[-1])[tool])
-
-    again = {}
     for tool in ("diagnose", "recalibrate"):  # the gate's retries scale the tools' rounds alike
         measures[tool + "_over_predict"] = lambda r, tool=tool: paired_ratio(
             tools_times(tools_rounds * r // args.rounds), tool, "predict")
-        again[tool + "_over_predict"] = lambda r, tool=tool: tools_in_a_fresh_process(
-            tool, tools_rounds * r // args.rounds)
+    if args.again:
+        figure, rounds = args.again
+        print(json.dumps(measures[figure](int(rounds))))
+        return
+
+    def in_a_fresh_process(figure, rounds):
+        """The gate's re-measurement: in TF 1 every graph a process has built slows what it runs
+        after, so a measurement in the process of the first could never rescue a noisy first one."""
+        command = [sys.executable, os.path.abspath(__file__), "--rounds", str(args.rounds), "--steps", str(args.steps),
+                   "--images", str(args.images), "--again", figure, str(rounds)] + (["--quick"] if args.quick else [])
+        if args.flavour:
+            command += ["--flavour", args.flavour]
+        output = subprocess.check_output(command, universal_newlines=True)
+        return tuple(json.loads(output.strip().splitlines()[-1]))
+
     figures = {}
     for name, measure in measures.items():
-        figures[name] = gate.confirmed(args.session, name, measure, args.rounds, again.get(name))
+        # The times of fresh interpreters (import, start-up) are fresh already.
+        fresh = None if name in FRESH_INTERPRETERS else functools.partial(in_a_fresh_process, name)
+        figures[name] = gate.confirmed(args.session, name, measure, args.rounds, fresh)
         print("%s: %s (attempts: %s)" % (name, figures[name][0], figures[name][2]), flush=True)
     speed = {name: value for name, (value, _, _) in figures.items()}
     speed["noise_iqr_over_median"] = {name: noise for name, (_, noise, _) in figures.items()}
