@@ -178,6 +178,62 @@ def test_a_shared_layer_is_staged_and_one_fed_its_own_output_falls_back_named(ap
     assert check.rows[0]["mean_shift"] <= 1e-3 and abs(np.log(check.rows[0]["variance_ratio"])) <= 1e-3
 
 
+def test_sequential_and_nested_models_are_staged_on_every_backend(api):
+    """A Sequential model, and a functional one with a nested model called on two branches and a
+    nested Sequential model: cut into stages on every backend (Keras 3 on JAX and PyTorch joins
+    each nested model's graph of layers into the model's own), one pass, exact."""
+    layers, models = api.keras.layers, api.keras.models
+    dense = api.name == "keras" and api.keras.backend.backend() == "theano"  # no convolutions there
+    shape = (12 * 12 * 3,) if dense else (12, 12, 3)
+    x = IMAGES.reshape((len(IMAGES),) + shape)
+
+    def features(**options):
+        return layers.Dense(8, **options) if dense else layers.Conv2D(8, 3, padding="same", **options)
+
+    def flat():
+        return layers.Activation("linear") if dense else layers.Flatten()
+
+    sequential = models.Sequential([features(input_shape=shape), api.bn(), layers.Activation("relu"),
+                                    features(), api.bn(), flat(), layers.Dense(3)])
+    block_inputs = layers.Input((8,) if dense else (12, 12, 8))
+    block = models.Model(block_inputs, api.bn()(features()(layers.Activation("relu")(
+        api.bn()(features()(block_inputs))))), name="block")
+    tail = models.Sequential([features(input_shape=(8,) if dense else (12, 12, 8)), api.bn()], name="tail")
+    inputs = layers.Input(shape)
+    stem = api.bn()(features()(inputs))
+    branches = layers.add([block(stem), block(layers.Lambda(lambda t: t * 0.5 + 1.0)(stem))])
+    nested = models.Model(inputs, layers.Dense(3)(flat()(tail(branches))))
+    for model, bn_layers, stages in ((sequential, 2, 2), (nested, 4, 4)):
+        exact = layer_by_layer(api, model, x)
+        summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=8)
+        assert (summary.method, summary.passes, summary.stages, summary.note) == ("staged", 1, stages, None)
+        assert len(summary.rows) == bn_layers
+        assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+    if not api.eager:
+        return  # graph mode: a subclassed model has no input tensors (test_a_subclassed_model_is_staged_in_tf2)
+
+    class Subclassed(api.keras.Model):
+        def __init__(self):
+            super(Subclassed, self).__init__()
+            self.norm = api.bn(name="sub_bn")
+
+        def call(self, inputs, training=None):
+            return self.norm(inputs, training=training)
+
+    inputs = layers.Input(shape)
+    model = models.Model(inputs, layers.Dense(3)(flat()(Subclassed()(api.bn()(features()(inputs))))))
+    exact = layer_by_layer(api, model, x)
+    summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=8)
+    if traces(api):
+        assert (summary.method, summary.passes, summary.stages) == ("staged", 1, 2)
+    else:
+        assert summary.method == "passes" and summary.note == (
+            "the model cannot be cut into stages: BN layer 'sub_bn' is not called in the model's graph of layers: "
+            "inside a subclassed model, whose Python code Keras 3 on %s runs without one, or on no way to the "
+            "model's outputs" % backend(api))
+    assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5
+
+
 def test_a_subclassed_model_is_staged_in_tf2(api):
     """TF 2 traces a subclassed model into one graph like any other: staged, its statistics
     those NumPy computes.  Keras 3 on JAX or PyTorch runs it as Python code, with no graph of

@@ -5,10 +5,11 @@ A BN layer's statistics in inference mode depend on the moving statistics of the
 before it, so no layer can be measured before those are set: each is a barrier across the
 whole data.  The model is called once, in inference mode, into a graph that can be cut (a
 TF 1 session graph, a Theano graph, in TF 2 a ``tf.compat.v1.wrap_function`` whose graph
-can be pruned between any tensors, and in Keras 3 on JAX or PyTorch the functional model's own
-graph of layers, run between any of its tensors by ``keras.Function``), and every tensor on the way to a BN layer's input gets a
-*stage*: 0 for what the data alone determines, else one more than the latest stage of the BN
-layers whose moving statistics it reads.  Run ``r`` computes the tensors of stage ``r`` for
+can be pruned between any tensors, and in Keras 3 on JAX or PyTorch the model's own graph of
+layers, a functional or Sequential model's with each nested one's joined into it, run between any
+of its tensors as Keras runs a functional model), and every tensor on the way to a BN layer's
+input gets a *stage*: 0 for what the data alone determines, else one more than the latest stage
+of the BN layers whose moving statistics it reads.  Run ``r`` computes the tensors of stage ``r`` for
 every batch, from the tensors of earlier stages it needs, which earlier runs kept; measures
 the inputs of the BN layers settled next; and those layers' statistics are set before run
 ``r + 1`` (fed to the later runs in TensorFlow, where a run can feed any tensor, so that no
@@ -335,33 +336,33 @@ def build(api, forward, chosen, batch):
 
 def _build_from_layers(forward, chosen):
     """Keras 3 on JAX or PyTorch, which run the model eagerly: the model's own graph of layers
-    (a functional model's), cut between any of its tensors by ``keras.Function``.  A BN layer's
-    output reads its moving statistics, which the graph does not show as a tensor: a stand-in
-    (``_Statistics``) does, and they are written between runs."""
+    (a functional or Sequential model's, each nested one's joined into it at its calls), cut
+    between any of its tensors and run node by node as Keras runs a functional model.  A BN
+    layer's output reads its moving statistics, which the graph does not show as a tensor: a
+    stand-in (``_Statistics``) does, and they are written between runs."""
     import keras
     model = forward.model
-    nodes = getattr(model, "_nodes", None)
-    if nodes is None or not getattr(model, "inputs", None):
+    if _functional(model) is None:
         raise NotStaged("a subclassed model has no graph of layers to cut (Keras 3 on %s runs it as "
                         "Python code)" % keras.backend.backend())
-    calls = []
-    for layer in chosen:  # the model's nodes are keyed as Keras's make_node_key does
-        found = [node for index, node in enumerate(layer._inbound_nodes) if "%d_ib-%d" % (id(layer), index) in nodes]
-        if not found:
-            raise NotStaged("BN layer %r is called inside a nested model, whose graph Keras 3 on %s does not "
-                            "join to the model's own" % (layer.name, keras.backend.backend()))
-        calls += [(layer, node.input_tensors[0]) for node in found]
-    graph = _LayerGraph(chosen)
-    plan = Plan(graph, calls, graph.sources, model.inputs)
+    graph = _LayerGraph(model, chosen)
+    calls = graph.calls()
+    for layer in chosen:
+        if not any(called is layer for called, _ in calls):
+            raise NotStaged("BN layer %r is not called in the model's graph of layers: inside a subclassed "
+                            "model, whose Python code Keras 3 on %s runs without one, or on no way to the "
+                            "model's outputs" % (layer.name, keras.backend.backend()))
+    plan = Plan(graph, calls, graph.sources, graph.inputs)
     kept = _STAGE_FUNCTIONS.setdefault(model, {})
 
     def compile_run(reads, fetches):
-        # The model's own tensors and layers, by identity: the model holds them while kept holds
-        # functions of them.
-        key = (tuple(id(tensor) for tensor in reads),
-               tuple((id(fetch[0]), id(fetch[1])) if isinstance(fetch, tuple) else id(fetch) for fetch in fetches))
+        # Keyed by the model's own tensors and nodes (graph.key): the model holds them while kept
+        # holds functions of them.
+        key = (tuple(graph.key(tensor) for tensor in reads),
+               tuple((id(fetch[0]), graph.key(fetch[1])) if isinstance(fetch, tuple) else graph.key(fetch)
+                     for fetch in fetches))
         if key not in kept:
-            kept[key] = _stage_function(forward, reads, fetches)
+            kept[key] = _stage_function(forward, graph, reads, fetches)
         return kept[key]
     return plan, compile_run
 
@@ -373,20 +374,21 @@ def _build_from_layers(forward, chosen):
 _STAGE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def _stage_function(forward, reads, fetches):
+def _stage_function(forward, graph, reads, fetches):
     """The run of one stage: the fetches' values (a call's moments for a (layer, tensor) fetch)
-    from the reads' values.  Holds the forward runner's ops and the model's variables, not the
-    model."""
-    import keras
-    function = keras.Function(inputs=list(reads), outputs=[
-        fetch[1] if isinstance(fetch, tuple) else fetch for fetch in fetches])
+    from the reads' values.  Holds the forward runner's ops, the model's layers and variables,
+    not the model."""
     dtypes = [numpy_dtype(tensor.dtype) for tensor in reads]
     ops = forward.ops
 
     def fetched(values):
+        known = dict((graph.key(tensor), value) for tensor, value in zip(reads, values))
         found = []
-        for fetch, value in zip(fetches, function(values)):
-            found += ops.moments(fetch[0], value) if isinstance(fetch, tuple) else [value]
+        for fetch in fetches:
+            if isinstance(fetch, tuple):
+                found += ops.moments(fetch[0], graph.evaluate(fetch[1], known))
+            else:
+                found.append(graph.evaluate(fetch, known))
         return found
     compiled = forward.compiled(fetched)
     return lambda values: compiled([np.asarray(value, dtype=dtype) for value, dtype in zip(values, dtypes)])
@@ -504,28 +506,111 @@ class _Statistics(object):
         self.layer = layer
 
 
+def _functional(operation):
+    """The graph of layers a Keras 3 model runs (a Sequential model's is its inner functional
+    model), or None: a layer, or a subclassed model, whose call is Python code."""
+    operation = getattr(operation, "_functional", None) or operation
+    if getattr(operation, "_nodes_by_depth", None) is None or not getattr(operation, "inputs", None):
+        return None
+    return operation
+
+
+class _At(object):
+    """A tensor of a Keras 3 graph of layers, within the nested models' calls it is computed in:
+    a nested model called twice computes each of its tensors twice."""
+
+    def __init__(self, calls, tensor, node):
+        self.calls, self.tensor, self.node = calls, tensor, node
+        self.key = (tuple(id(call) for call in calls), id(tensor))
+        self.shape, self.dtype = tensor.shape, tensor.dtype
+
+
 class _LayerGraph(object):
-    """A Keras 3 functional model's graph of layers: its tensors (``KerasTensor``) by identity,
-    each computed from its layer call's inputs (and, for a chosen BN layer, its statistics)."""
+    """A Keras 3 model's graph of layers, each nested functional or Sequential model's joined
+    into it at each of its calls: its tensors (``_At``), each computed by one layer's call from
+    that call's inputs (and, for a chosen BN layer, its statistics)."""
 
     feeds_statistics = False  # the statistics are variables the layers read: written between runs
 
-    def __init__(self, chosen):
+    def __init__(self, model, chosen):
         self._statistics = dict((id(layer), _Statistics(layer)) for layer in chosen)
         self.sources = dict((id(statistics), (statistics.layer, STATISTICS[0]))
                             for statistics in self._statistics.values())
+        try:
+            from keras import tree
+        except ImportError:  # Keras 3 before keras.tree
+            raise NotStaged("this Keras 3 has no keras.tree, with which its layers' outputs are read")
+        self._flatten = tree.flatten
+        functional = _functional(model)
+        self.inputs = [self.at((), tensor) for tensor in functional.inputs]
+        self._outputs = [self.at((), tensor) for tensor in functional.outputs]
+
+    def at(self, calls, tensor):
+        """The tensor computed by a layer that ``tensor`` is, within ``calls`` (the nested models'
+        calls, outermost first): a nested model's output is a tensor inside it, a nested model's
+        input the tensor its call was given."""
+        while True:
+            history = tensor._keras_history
+            node = history.operation._inbound_nodes[history.node_index]
+            inner = _functional(node.operation)
+            if inner is not None and not node.is_input:  # the output of a nested model's call
+                if len(inner.outputs) != len(node.outputs) or len(inner.inputs) != len(node.input_tensors):
+                    raise NotStaged("nested model %r is called with inputs or outputs Keras 3 does not match "
+                                    "one to one to its own" % node.operation.name)
+                calls, tensor = calls + (node,), inner.outputs[history.tensor_index]
+            elif node.is_input and calls:  # a nested model's input: what its call was given
+                call = calls[-1]
+                index = [id(found) for found in _functional(call.operation).inputs].index(id(tensor))
+                calls, tensor = calls[:-1], call.input_tensors[index]
+            else:
+                return _At(calls, tensor, node)
 
     @staticmethod
     def key(tensor):
-        return id(tensor)
+        return tensor.key if isinstance(tensor, _At) else id(tensor)
 
     def inputs_of(self, tensor):
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:  # a stand-in for statistics
+        if not isinstance(tensor, _At) or tensor.node.is_input:  # statistics' stand-in, or a model input
             return []
-        node = history.operation._inbound_nodes[history.node_index]
-        statistics = self._statistics.get(id(history.operation))
-        return list(node.input_tensors) + ([statistics] if statistics is not None else [])
+        statistics = self._statistics.get(id(tensor.node.operation))
+        return [self.at(tensor.calls, found) for found in tensor.node.input_tensors] + (
+            [statistics] if statistics is not None else [])
+
+    def calls(self):
+        """[(chosen BN layer, its input)]: every call of a chosen layer the outputs depend on."""
+        found, seen, stack = [], set(), list(self._outputs)
+        while stack:
+            tensor = stack.pop()
+            if self.key(tensor) in seen:
+                continue
+            seen.add(self.key(tensor))
+            inputs = self.inputs_of(tensor)
+            if isinstance(tensor, _At) and id(tensor.node.operation) in self._statistics:
+                found.append((tensor.node.operation, inputs[0]))
+            stack.extend(inputs)
+        return found
+
+    def evaluate(self, tensor, known):
+        """``tensor``'s value from ``known`` ({key: value}, the reads' and what was computed
+        before, which it adds to), computing each layer's call as Keras's functional model does."""
+        stack = [tensor]
+        while stack:
+            top = stack[-1]
+            if top.key in known:
+                stack.pop()
+                continue
+            inputs = [self.at(top.calls, found) for found in top.node.input_tensors]
+            missing = [found for found in inputs if found.key not in known]
+            if missing:
+                stack.extend(missing)
+                continue
+            args, kwargs = top.node.arguments.fill_in(dict(
+                (id(found), known[at.key]) for found, at in zip(top.node.input_tensors, inputs)))
+            outputs = top.node.operation(*args, **kwargs)
+            for output, value in zip(top.node.outputs, self._flatten(outputs)):
+                known[(top.key[0], id(output))] = value
+            stack.pop()
+        return known[tensor.key]
 
     @staticmethod
     def is_read(tensor):

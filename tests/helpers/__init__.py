@@ -132,9 +132,9 @@ def sync_batch_normalization_or_skip(api):
 
 def traces(api):
     """Whether the tools run the model as one graph or trace they can cut (recalibrate's staged
-    method), nested models and subclassed ones too; Keras 3 on JAX or PyTorch runs it eagerly,
-    and the staged method cuts a functional model's own graph of layers there, not a nested
-    model's or a subclassed one's."""
+    method), subclassed models too; Keras 3 on JAX or PyTorch runs it eagerly, and the staged
+    method cuts a functional or Sequential model's own graph of layers there (nested ones
+    joined into it), not a subclassed one's Python code."""
     return backend(api) in ("tensorflow", "theano")
 
 
