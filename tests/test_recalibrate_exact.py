@@ -1,6 +1,6 @@
 """recalibrate against a reference computed here, independently of it: each BN layer's population
-mean and variance of what it receives in inference mode, layer after layer (each measured by a
-model cut at its input, with the layers before it already set), on the backend of this
+mean and variance of what it receives in inference mode in the model as recalibrate left it
+(each measured by a model cut at its input), on the backend of this
 environment (Keras 3 on TensorFlow, JAX or PyTorch; every other flavour).  At batch sizes 8, 32
 and None, with a memory limit below the data, from the backend's own data forms; bad data
 leaves every weight and no file; diagnose is healthy after."""
@@ -40,15 +40,15 @@ def residual_model(api, bn=None):
 NAMES = ("bn_a", "bn_b", "bn_c", "bn_d")
 
 
-def reference(api, model, x):
-    """{name: (mean, variance)}, float64, set layer after layer as predict() then sees them."""
+def received(api, model, x):
+    """{name: (mean, variance)}, float64: the population statistics of what each BN layer
+    receives from ``x`` in inference mode, in the model as it is."""
     found = {}
     for name in NAMES:
         layer = model.get_layer(name)
-        received = api.keras.models.Model(model.inputs, layer.input).predict(x, batch_size=len(x), verbose=0)
-        values = received.astype("float64").reshape(-1, received.shape[-1])
+        values = api.keras.models.Model(model.inputs, layer.input).predict(x, batch_size=len(x), verbose=0)
+        values = values.astype("float64").reshape(-1, values.shape[-1])
         found[name] = (values.mean(axis=0), values.var(axis=0))
-        keras_api.set_values(api, [(layer.moving_mean, found[name][0]), (layer.moving_variance, found[name][1])])
     return found
 
 
@@ -62,8 +62,13 @@ def statistics(api, model):
         api, [model.get_layer(name).moving_mean, model.get_layer(name).moving_variance])) for name in NAMES}
 
 
-def assert_matches(found, expected, what):
-    """Within 1e-5 relative: the mean in the channel's standard deviations, the variance of itself."""
+def assert_settled(api, model, x, what):
+    """Every BN layer's statistics are those of what it receives in the model as recalibrate left
+    it, within 1e-5 relative: the mean in the channel's standard deviations, the variance of
+    itself.  (Float32 moments are off by about 1e-6; a reference settled layer by layer on its own
+    would add each earlier layer's rounding, amplified where a layer's input mean cancels to zero,
+    as bn_d's does: a Dense of BN-centred features.)"""
+    found, expected = statistics(api, model), received(api, model, x)
     for name in NAMES:
         (mean, variance), (want_mean, want_variance) = found[name], expected[name]
         assert np.max(np.abs(mean - want_mean) / np.sqrt(want_variance)) <= 1e-5, (what, name, mean, want_mean)
@@ -73,14 +78,13 @@ def assert_matches(found, expected, what):
 def test_exact_at_every_batch_size_memory_limit_and_data_form(api, tmp_path, monkeypatch):
     model = residual_model(api)
     initial = model.get_weights()
-    expected = reference(api, model, IMAGES)
     calls = [dict(batch_size=8), dict(batch_size=32), dict(batch_size=None),
              dict(batch_size=32, memory_limit=IMAGES.nbytes // 4)]  # activations kept on disk
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for options in calls:
         model.set_weights(initial)
         summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, **options)
-        assert_matches(statistics(api, model), expected, options)
+        assert_settled(api, model, IMAGES, options)
         assert ours(tmp_path) == [], options
         print(options, summary.method, summary.passes, summary.note)
         if "memory_limit" in options and summary.method == "staged":
@@ -88,7 +92,7 @@ def test_exact_at_every_batch_size_memory_limit_and_data_form(api, tmp_path, mon
     for name, data in backend_forms(api, IMAGES):
         model.set_weights(initial)
         keras_bn_patch.recalibrate(model, data, verbose=0, batch_size=32)
-        assert_matches(statistics(api, model), expected, name)
+        assert_settled(api, model, IMAGES, name)
     report = keras_bn_patch.diagnose(model, IMAGES)
     assert report.verdict == "healthy" and max(row["discrepancy"] for row in report.rows) < 1e-3, str(report)
 
@@ -127,9 +131,8 @@ def test_synchronized_bn_is_exact_where_keras_has_it(api):
         bn = sync_batch_normalization_or_skip(api)
     model = residual_model(api, bn)
     initial = model.get_weights()
-    expected = reference(api, model, IMAGES)
     for batch_size in (8, None):
         model.set_weights(initial)
         summary = keras_bn_patch.recalibrate(model, IMAGES, verbose=0, batch_size=batch_size)
         assert [row["path"] for row in summary.rows] == list(NAMES)
-        assert_matches(statistics(api, model), expected, batch_size)
+        assert_settled(api, model, IMAGES, batch_size)
