@@ -5,7 +5,9 @@ Imports neither TensorFlow nor the package until called: the tests' plain proces
 
 
 def reproducible(api):
-    """Make TensorFlow repeat a run bit for bit in this process; call again after clear_session().
+    """Make TensorFlow repeat a run bit for bit in this process; call again after clear_session(),
+    and before the process makes its first session or model: in TF 1 that first session sizes the
+    CPU thread pools of every later one, whatever their own configuration asks.
 
     One thread: multi-threaded CPU kernels sum in a varying order.  Resource variables
     (TF 1 graph mode): reads of reference variables alias their buffer, and Keras

@@ -28,7 +28,7 @@ import keras_bn_patch
 from keras_bn_patch.tools import keras_api
 
 import imagenet_backbone  # noqa: E402
-from accuracy import ARMS, glorot, summarise_seeds, write_report  # noqa: E402
+from accuracy import ARMS, fresh_session, glorot, summarise_seeds, write_report  # noqa: E402
 from real_backbone import LFW, enlarge, fine_tune  # noqa: E402
 
 SIZE = 96
@@ -84,6 +84,9 @@ def main(argv=None):
     api = keras_api.load(args.flavour)
     settings = QUICK if args.quick else FULL
     keras_bn_patch.uninstall()
+    # Before the first session: in TF 1 it fixes the process's CPU thread pools, and on two
+    # threads patched and ideal part in the last bits (an image flips after two epochs).
+    fresh_session(api)
     state = imagenet_backbone.read_state_dict(imagenet_backbone.from_wheel(args.weights_wheel,
                                                                            imagenet_backbone.WEIGHTS))
     directory = tempfile.mkdtemp()
