@@ -7,7 +7,8 @@ two arms that run the very same traced graph, measured 1.1675 once and 0.93-1.07
 other run.  So a figure above its limit is measured again, with three times the rounds,
 up to ``RETRIES`` times (in a fresh process: speed.py), and counts as a failure only
 when every measurement breaches; the best one is kept.  A real slowdown of 20% breaches
-every time (tests/test_speed_gate.py injects one).  Imports nothing but the standard library: report.py and the tests use it.
+every time (tests/test_speed_gate.py injects one).  Imports nothing but the standard
+library: report.py and the tests use it.
 """
 # figure: (target, scale of its noise).  All are "at most".  Ratios and the eager overhead
 # are in ratio units, so their relative noise adds as is; the import time is in seconds,

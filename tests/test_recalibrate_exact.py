@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keras_bn_patch
-from helpers import backend, backend_forms, sync_batch_normalization_or_skip
+from helpers import backend, backend_forms, features, sync_batch_normalization_or_skip
 from keras_bn_patch.tools import keras_api
 
 RNG = np.random.RandomState(3)
@@ -26,15 +26,12 @@ def residual_model(api, bn=None):
     layers = api.keras.layers
     bn = bn or api.bn
 
-    def conv():  # Theano without a C++ compiler (as in CI) has no Conv2D: a 1x1 one, as a Dense
-        return layers.Dense(4) if backend(api) == "theano" else layers.Conv2D(4, 3, padding="same")
-
     inputs = layers.Input((6, 6, 3))
-    first = layers.Activation("relu")(bn(name="bn_a")(conv()(inputs)))
-    branch = bn(name="bn_b", center=False)(conv()(first))
+    first = layers.Activation("relu")(bn(name="bn_a")(features(api, 4)(inputs)))
+    branch = bn(name="bn_b", center=False)(features(api, 4)(first))
     summed = bn(name="bn_c", scale=False)(layers.add([first, branch]))
-    features = layers.Dense(5)(layers.GlobalAveragePooling2D()(summed))
-    return api.keras.models.Model(inputs, layers.Dense(2)(bn(name="bn_d", axis=1)(features)))
+    dense = layers.Dense(5)(layers.GlobalAveragePooling2D()(summed))
+    return api.keras.models.Model(inputs, layers.Dense(2)(bn(name="bn_d", axis=1)(dense)))
 
 
 NAMES = ("bn_a", "bn_b", "bn_c", "bn_d")

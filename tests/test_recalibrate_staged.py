@@ -11,7 +11,7 @@ import pytest
 
 import keras_bn_patch
 from keras_bn_patch.cli import demo as _demo
-from helpers import backend, get_value, largest_difference, small_resnet, statistics, traces
+from helpers import backend, convolves, features, get_value, largest_difference, small_resnet, statistics, traces
 
 RNG = np.random.RandomState(3)
 IMAGES = RNG.uniform(0, 255, size=(40, 12, 12, 3)).astype("float32")
@@ -183,24 +183,21 @@ def test_sequential_and_nested_models_are_staged_on_every_backend(api):
     nested Sequential model: cut into stages on every backend (Keras 3 on JAX and PyTorch joins
     each nested model's graph of layers into the model's own), one pass, exact."""
     layers, models = api.keras.layers, api.keras.models
-    dense = api.name == "keras" and api.keras.backend.backend() == "theano"  # no convolutions there
-    shape = (12 * 12 * 3,) if dense else (12, 12, 3)
+    shape = (12, 12, 3) if convolves(api) else (12 * 12 * 3,)
     x = IMAGES.reshape((len(IMAGES),) + shape)
 
-    def features(**options):
-        return layers.Dense(8, **options) if dense else layers.Conv2D(8, 3, padding="same", **options)
-
     def flat():
-        return layers.Activation("linear") if dense else layers.Flatten()
+        return layers.Flatten() if convolves(api) else layers.Activation("linear")
 
-    sequential = models.Sequential([features(input_shape=shape), api.bn(), layers.Activation("relu"),
-                                    features(), api.bn(), flat(), layers.Dense(3)])
-    block_inputs = layers.Input((8,) if dense else (12, 12, 8))
-    block = models.Model(block_inputs, api.bn()(features()(layers.Activation("relu")(
-        api.bn()(features()(block_inputs))))), name="block")
-    tail = models.Sequential([features(input_shape=(8,) if dense else (12, 12, 8)), api.bn()], name="tail")
+    sequential = models.Sequential([features(api, 8, input_shape=shape), api.bn(), layers.Activation("relu"),
+                                    features(api, 8), api.bn(), flat(), layers.Dense(3)])
+    block_shape = (12, 12, 8) if convolves(api) else (8,)
+    block_inputs = layers.Input(block_shape)
+    block = models.Model(block_inputs, api.bn()(features(api, 8)(layers.Activation("relu")(
+        api.bn()(features(api, 8)(block_inputs))))), name="block")
+    tail = models.Sequential([features(api, 8, input_shape=block_shape), api.bn()], name="tail")
     inputs = layers.Input(shape)
-    stem = api.bn()(features()(inputs))
+    stem = api.bn()(features(api, 8)(inputs))
     branches = layers.add([block(stem), block(layers.Lambda(lambda t: t * 0.5 + 1.0)(stem))])
     nested = models.Model(inputs, layers.Dense(3)(flat()(tail(branches))))
     for model, bn_layers, stages in ((sequential, 2, 2), (nested, 4, 4)):
@@ -221,7 +218,7 @@ def test_sequential_and_nested_models_are_staged_on_every_backend(api):
             return self.norm(inputs, training=training)
 
     inputs = layers.Input(shape)
-    model = models.Model(inputs, layers.Dense(3)(flat()(Subclassed()(api.bn()(features()(inputs))))))
+    model = models.Model(inputs, layers.Dense(3)(flat()(Subclassed()(api.bn()(features(api, 8)(inputs))))))
     exact = layer_by_layer(api, model, x)
     summary = keras_bn_patch.recalibrate(model, x, verbose=0, batch_size=8)
     if traces(api):

@@ -541,6 +541,7 @@ class _LayerGraph(object):
         except ImportError:  # Keras 3 before keras.tree
             raise NotStaged("this Keras 3 has no keras.tree, with which its layers' outputs are read")
         self._flatten = tree.flatten
+        self._inputs = {}  # _At's key: the _At tensors its layer's call is given
         functional = _functional(model)
         self.inputs = [self.at((), tensor) for tensor in functional.inputs]
         self._outputs = [self.at((), tensor) for tensor in functional.outputs]
@@ -573,22 +574,20 @@ class _LayerGraph(object):
         if not isinstance(tensor, _At) or tensor.node.is_input:  # statistics' stand-in, or a model input
             return []
         statistics = self._statistics.get(id(tensor.node.operation))
-        return [self.at(tensor.calls, found) for found in tensor.node.input_tensors] + (
-            [statistics] if statistics is not None else [])
+        return self._node_inputs(tensor) + ([statistics] if statistics is not None else [])
+
+    def _node_inputs(self, tensor):
+        """The tensors (``_At``) the layer's call that computes ``tensor`` is given; found once,
+        then read at every batch."""
+        if tensor.key not in self._inputs:
+            self._inputs[tensor.key] = [self.at(tensor.calls, found) for found in tensor.node.input_tensors]
+        return self._inputs[tensor.key]
 
     def calls(self):
         """[(chosen BN layer, its input)]: every call of a chosen layer the outputs depend on."""
-        found, seen, stack = [], set(), list(self._outputs)
-        while stack:
-            tensor = stack.pop()
-            if self.key(tensor) in seen:
-                continue
-            seen.add(self.key(tensor))
-            inputs = self.inputs_of(tensor)
-            if isinstance(tensor, _At) and id(tensor.node.operation) in self._statistics:
-                found.append((tensor.node.operation, inputs[0]))
-            stack.extend(inputs)
-        return found
+        return [(tensor.node.operation, self._node_inputs(tensor)[0])
+                for tensor in _topological(self._outputs, self.key, self.inputs_of)
+                if isinstance(tensor, _At) and id(tensor.node.operation) in self._statistics]
 
     def evaluate(self, tensor, known):
         """``tensor``'s value from ``known`` ({key: value}, the reads' and what was computed
@@ -599,7 +598,7 @@ class _LayerGraph(object):
             if top.key in known:
                 stack.pop()
                 continue
-            inputs = [self.at(top.calls, found) for found in top.node.input_tensors]
+            inputs = self._node_inputs(top)
             missing = [found for found in inputs if found.key not in known]
             if missing:
                 stack.extend(missing)

@@ -215,18 +215,29 @@ def read_expected(directory):
                 [expected["weight%d" % i] for i in range(count)], json.loads(str(expected["loaded_as"])))
 
 
+def convolves(api):
+    """Whether the flavour can run convolutions here: not Theano without a C++ compiler (as in CI)."""
+    return backend(api) != "theano"
+
+
+def features(api, filters, **options):
+    """A 3x3 Conv2D with ``filters``, or a Dense where the flavour cannot convolve (``convolves``):
+    on a 4-D input, a 1x1 convolution."""
+    layers = api.keras.layers
+    if convolves(api):
+        return layers.Conv2D(filters, 3, padding="same", **options)
+    return layers.Dense(filters, **options)
+
+
 def small_resnet(api):
-    """One residual block with BN; dense on Theano, which cannot compile convolutions without
-    a C++ compiler (as on CI)."""
+    """One residual block with BN; dense where the flavour cannot convolve."""
     layers = api.keras.layers
     inputs = layers.Input((12, 12, 3))
-    dense = api.name == "keras" and api.keras.backend.backend() == "theano"
-    features = (lambda: layers.Dense(8)) if dense else (lambda: layers.Conv2D(8, 3, padding="same"))
-    hidden = layers.Flatten()(inputs) if dense else inputs
-    hidden = layers.Activation("relu")(api.bn()(features()(hidden)))
-    branch = api.bn()(features()(hidden))
+    hidden = inputs if convolves(api) else layers.Flatten()(inputs)
+    hidden = layers.Activation("relu")(api.bn()(features(api, 8)(hidden)))
+    branch = api.bn()(features(api, 8)(hidden))
     hidden = layers.Activation("relu")(layers.add([hidden, branch]))
-    if not dense:
+    if convolves(api):
         hidden = layers.GlobalAveragePooling2D()(hidden)
     return api.keras.models.Model(inputs, layers.Dense(3, activation="softmax")(hidden))
 
