@@ -125,3 +125,29 @@ def test_labels_that_do_not_fit_x_are_named(api):
                                 y=np.zeros(200))
     with pytest.raises(ValueError, match=r"y has 200 labels, but the model ran on 64 samples of x \(steps\?\)"):
         keras_bn_patch.diagnose(model, X, y=np.zeros(200), steps=2)
+
+
+def test_a_model_that_never_ran_is_named(api):
+    """A Sequential model without an input shape has no BN statistics until it is built: both
+    tools name the model instead of finding no BN layer in it.  Keras 2.0/2.1 refuse such a model;
+    theirs, given an input shape, has its layers built but itself only when compiled: no error."""
+    layers, models = api.keras.layers, api.keras.models
+    x = np.random.RandomState(0).normal(size=(64, 3)).astype("float32")
+    try:
+        model = models.Sequential([layers.Dense(4), api.bn(name="bn_unbuilt"), layers.Dense(2)], name="unbuilt")
+    except ValueError as error:
+        assert "must get an `input_shape`" in str(error)
+        model = models.Sequential([layers.Dense(4, input_shape=(3,)), api.bn(name="bn_unbuilt"), layers.Dense(2)])
+        assert not model.built
+    else:
+        for tool, call in (("diagnose", lambda: keras_bn_patch.diagnose(model, x)),
+                           ("recalibrate", lambda: keras_bn_patch.recalibrate(model, x, verbose=0))):
+            with pytest.raises(ValueError) as raised:
+                call()
+            assert str(raised.value) == (
+                "model 'unbuilt' is not built, so its BN layers (bn_unbuilt) have no statistics yet: run it once "
+                "(model.predict on a sample builds it) and load its weights before %s()" % tool)
+        assert not model.built
+        model.predict(x[:1])
+    assert [row["path"] for row in keras_bn_patch.diagnose(model, x).rows] == ["bn_unbuilt"]
+    assert len(keras_bn_patch.recalibrate(model, x, verbose=0).rows) == 1

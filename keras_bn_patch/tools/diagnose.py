@@ -52,6 +52,20 @@ def bn_layers(model):
     return [(path, layer, frozen) for path, layer, frozen in _layers.reachable_layers(model) if _is_bn(layer)]
 
 
+def require_built(model, tool):
+    """A ValueError naming ``model`` where it never ran (a Sequential model without an input
+    shape, a subclassed model never called): its BN layers have no statistics yet, and a
+    layer without them is no BN layer to ``bn_layers``, so the tool would find none."""
+    if getattr(model, "built", True):  # Keras 2.0/2.1 Sequential: False until compiled, its layers built
+        return
+    unbuilt = [path for path, layer, _ in _layers.reachable_layers(model) if not getattr(layer, "built", True)
+               and any("BatchNormalization" in cls.__name__ for cls in type(layer).__mro__)]
+    if unbuilt:
+        raise ValueError("model %r is not built, so its BN layers (%s) have no statistics yet: run it once "
+                         "(model.predict on a sample builds it) and load its weights before %s()"
+                         % (getattr(model, "name", type(model).__name__), ", ".join(unbuilt), tool))
+
+
 def _nodes_by_depth(layer):
     """A functional or Sequential model's graph: {depth: [node]} (Keras 2.0/2.1 name it without
     the underscore); empty for any other layer."""
@@ -194,6 +208,7 @@ def diagnose(model, x, batch_size=None, tolerance=defaults.DIAGNOSE_TOLERANCE, f
     fine-tuned in the trap (as ``fine_tuned_unpatched=True``); both figures are in
     ``report.labels``."""
     api = keras_api.for_model(model)
+    require_built(model, "diagnose")
     tolerance = defaults.DIAGNOSE_TOLERANCE if tolerance is None else tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError("tolerance must be a positive number, got %r" % (tolerance,))

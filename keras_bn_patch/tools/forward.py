@@ -185,8 +185,10 @@ class GraphRunner(Forward):
         Forward.__init__(self, api, model, bn_layers, fused)
         self._graphs = {}  # normalised layers -> (placeholders, outputs, {layer: [inputs]}, moments)
         if not getattr(model, "inputs", None):
-            raise ValueError("this model has no input tensors (a subclassed model?): diagnose and "
-                             "recalibrate need a functional or Sequential model in graph mode")
+            raise ValueError("this model has no input tensors (a subclassed model, or a Sequential model built "
+                             "by build() without an input shape?): diagnose and recalibrate need a functional or "
+                             "Sequential model in graph mode, run at least once (model.predict) if it has no "
+                             "Input layer")
 
     def inference_graph(self):
         """The model called on new placeholders with every BN layer in inference mode, a graph
@@ -279,11 +281,14 @@ class TraceRunner(Forward):
     def _signature(self, tf, batch=None):
         """Traced once for every batch size (a batch of another size, the last one or a joined
         one, would trace the whole model again): the model's input shapes, batch dimension
-        included as the model has it (None unless fixed); a model without input tensors (a
+        included as the model has it (None unless fixed; in Keras 3 always None: it runs a model
+        on batches of any size, and a Sequential model without an Input layer takes the size of
+        the first batch it is called on as its own); a model without input tensors (a
         subclassed one) gets ``batch``'s, with any batch size."""
         inputs = getattr(self._model, "inputs", None) or []
         if inputs:
-            return [tf.TensorSpec(tuple(tensor.shape), numpy_dtype(tensor.dtype)) for tensor in inputs]
+            return [tf.TensorSpec(((None,) if self._api.name == "keras3" else tuple(tensor.shape)[:1])
+                                  + tuple(tensor.shape)[1:], numpy_dtype(tensor.dtype)) for tensor in inputs]
         return [tf.TensorSpec((None,) + part.shape[1:], part.dtype) for part in self._typed(batch or [])]
 
     # A graph that can be cut at any tensor (recalibrate's staged method).

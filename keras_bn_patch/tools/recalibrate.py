@@ -132,6 +132,7 @@ def recalibrate(model, data, steps=None, layers="all", batch_size=None, verbose=
     Returns a ``Summary`` of how far each layer's statistics moved, the method and the passes.
     """
     api = keras_api.for_model(model)
+    _diagnose.require_built(model, "recalibrate")
     if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError("verbose must be 0, 1 or 2, got %r" % (verbose,))
     if method not in METHODS:
