@@ -17,6 +17,7 @@ from keras_bn_patch.tools import keras_api
 
 RNG = np.random.RandomState(3)
 IMAGES = (RNG.normal(size=(96, 6, 6, 3)) * 2 + 1).astype("float32")
+SIDE = (RNG.normal(size=(96, 3)) * 3 - 2).astype("float32")
 
 
 def residual_model(api, bn=None):
@@ -37,11 +38,11 @@ def residual_model(api, bn=None):
 NAMES = ("bn_a", "bn_b", "bn_c", "bn_d")
 
 
-def received(api, model, x):
+def received(api, model, x, names=NAMES):
     """{name: (mean, variance)}, float64: the population statistics of what each BN layer
     receives from ``x`` in inference mode, in the model as it is."""
     found = {}
-    for name in NAMES:
+    for name in names:
         layer = model.get_layer(name)
         values = api.keras.models.Model(model.inputs, layer.input).predict(x, batch_size=len(x), verbose=0)
         values = values.astype("float64").reshape(-1, values.shape[-1])
@@ -54,19 +55,19 @@ def ours(directory):
     return [name for name in os.listdir(str(directory)) if name.startswith("keras_bn_patch")]
 
 
-def statistics(api, model):
+def statistics(api, model, names=NAMES):
     return {name: tuple(np.asarray(value, "float64") for value in keras_api.get_values(
-        api, [model.get_layer(name).moving_mean, model.get_layer(name).moving_variance])) for name in NAMES}
+        api, [model.get_layer(name).moving_mean, model.get_layer(name).moving_variance])) for name in names}
 
 
-def assert_settled(api, model, x, what):
+def assert_settled(api, model, x, what, names=NAMES):
     """Every BN layer's statistics are those of what it receives in the model as recalibrate left
     it, within 1e-5 relative: the mean in the channel's standard deviations, the variance of
     itself.  (Float32 moments are off by about 1e-6; a reference settled layer by layer on its own
     would add each earlier layer's rounding, amplified where a layer's input mean cancels to zero,
     as bn_d's does: a Dense of BN-centred features.)"""
-    found, expected = statistics(api, model), received(api, model, x)
-    for name in NAMES:
+    found, expected = statistics(api, model, names), received(api, model, x, names)
+    for name in names:
         (mean, variance), (want_mean, want_variance) = found[name], expected[name]
         assert np.max(np.abs(mean - want_mean) / np.sqrt(want_variance)) <= 1e-5, (what, name, mean, want_mean)
         assert np.max(np.abs(variance - want_variance) / want_variance) <= 1e-5, (what, name, variance, want_variance)
@@ -92,6 +93,40 @@ def test_exact_at_every_batch_size_memory_limit_and_data_form(api, tmp_path, mon
         assert_settled(api, model, IMAGES, name)
     report = keras_bn_patch.diagnose(model, IMAGES)
     assert report.verdict == "healthy" and max(row["discrepancy"] for row in report.rows) < 1e-3, str(report)
+
+
+def test_model_inputs_read_past_a_bn_layer_are_exact(api, tmp_path, monkeypatch):
+    """Model inputs read after a BN layer: the image added to a BN layer's output and fed on
+    beside it (an input skip, as in a U-Net), a second input joined after it (as in a
+    wide-and-deep model).  Later stages read the input batches themselves, which the first
+    keeps, in memory and on disk, as they were when given (a generator may refill one buffer)."""
+    layers = api.keras.layers
+    inputs, side = layers.Input((6, 6, 3)), layers.Input((3,))
+    first = layers.Activation("relu")(api.bn(name="bn_a")(features(api, 3)(inputs)))
+    skipped = layers.concatenate([layers.add([first, inputs]), inputs])
+    pooled = layers.GlobalAveragePooling2D()(api.bn(name="bn_b")(features(api, 4)(skipped)))
+    joined = layers.concatenate([pooled, side])
+    model = api.keras.models.Model([inputs, side], layers.Dense(2)(api.bn(name="bn_c")(layers.Dense(4)(joined))))
+    initial = model.get_weights()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def refilled():
+        batch = [np.empty((32,) + IMAGES.shape[1:], "float32"), np.empty((32, 3), "float32")]
+        for start in range(0, len(IMAGES), 32):
+            batch[0][...], batch[1][...] = IMAGES[start:start + 32], SIDE[start:start + 32]
+            yield batch
+
+    for what, data, options in (("batches of 8", [IMAGES, SIDE], dict(batch_size=8)),
+                                ("on disk", [IMAGES, SIDE], dict(batch_size=32, memory_limit=IMAGES.nbytes // 4)),
+                                ("one buffer refilled", refilled(), dict(steps=3)),
+                                ("one buffer refilled, in batches of 32", refilled(), dict(steps=3, batch_size=32)),
+                                ("one buffer refilled, passes", refilled(), dict(steps=3, method="passes"))):
+        model.set_weights(initial)
+        method = options.pop("method", "staged")
+        summary = keras_bn_patch.recalibrate(model, data, verbose=0, method=method, **options)
+        assert (summary.method, summary.stages) == (method, 3 if method == "staged" else 0), (what, summary.note)
+        assert_settled(api, model, [IMAGES, SIDE], what, names=("bn_a", "bn_b", "bn_c"))
+        assert ours(tmp_path) == [], what
 
 
 def test_bad_data_leaves_every_weight_and_no_file(api, tmp_path, monkeypatch):

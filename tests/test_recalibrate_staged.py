@@ -72,6 +72,43 @@ def test_batch_size_and_memory_limit_change_neither_statistics_nor_passes(api, t
     assert found[8, None][2]["disk_bytes"] == 0
 
 
+def test_an_expansion_memory_cannot_hold_is_computed_again_from_its_input(api, temporary):
+    """A 1x1 convolution that widens a BN layer's 4 channels to 32 for the next BN layer, whose
+    input a third stage reads: where the 32 channels of all the data exceed the memory limit, the
+    second stage keeps the convolution's input (4 channels) and the third computes it again, so
+    at most 8 channels are held (the first stage's and these) and not 36; within the memory
+    limit, the 32 channels themselves, in memory.  The layer-by-layer statistics either way."""
+    layers = api.keras.layers
+    inputs = layers.Input((6, 6, 3))
+    narrow = layers.Activation("relu")(api.bn(name="bn_a")(features(api, 4)(inputs)))
+    widen = layers.Conv2D(32, 1) if convolves(api) else layers.Dense(32)
+    wide = layers.Activation("relu")(api.bn(name="bn_b")(widen(narrow)))
+    model = api.keras.models.Model(inputs, layers.GlobalAveragePooling2D()(api.bn(name="bn_c")(features(api, 4)(wide))))
+    x = RNG.normal(size=(96, 6, 6, 3)).astype("float32")
+    channel = x.shape[0] * 6 * 6 * 4  # the bytes of one channel of the data's activations
+    initial = model.get_weights()
+    exact = layer_by_layer(api, model, x)
+
+    class Batches(api.keras.utils.Sequence):  # its size: 3 batches of its first one's 32 samples
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return x[index * 32:(index + 1) * 32]
+
+    for data, memory_limit in ((x, 20000), (Batches(), 20000), (x, None)):
+        model.set_weights(initial)
+        summary = keras_bn_patch.recalibrate(model, data, verbose=0, batch_size=32, method="staged",
+                                             memory_limit=memory_limit)
+        assert (summary.method, summary.stages) == ("staged", 3), summary.note
+        assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5, memory_limit
+        if memory_limit is None:
+            assert summary.kept == {"memory_bytes": 36 * channel, "disk_bytes": 0}
+        else:
+            assert 0 < summary.kept["disk_bytes"] <= 8 * channel, (type(data).__name__, summary.kept)
+        assert left_behind(temporary) == []
+
+
 def test_a_later_call_on_other_data_is_exact_and_keeps_no_model_alive(api):
     """recalibrate twice on one model, the second time on other data: the second call gives that
     data's layer-by-layer statistics.  Keras 3 on JAX or PyTorch keeps each stage's function per

@@ -153,6 +153,14 @@ class Batches(object):
         total = len(self._arrays[0])
         return total if self._steps is None else min(total, self._steps * self._batch_size)
 
+    def expected_samples(self):
+        """How many samples a pass reads: ``samples()``; for a Sequence, its batches times the
+        samples of its first; else None."""
+        if self._source != self._sequence:
+            return self.samples()
+        batches = len(self._data) if self._steps is None else min(len(self._data), self._steps)
+        return batches * len(self._checked(self._data[0])[0])
+
     def can_grow(self):
         """True unless the model fixes its batch size (``Input(batch_shape=...)``)."""
         return self._shapes is None or all(shape[0] is None for shape in self._shapes)
@@ -168,7 +176,7 @@ class Batches(object):
             return
         pending = []
         for batch in self:  # other data: its batches joined as they come
-            pending.append(batch)
+            pending.append(_own(batch))
             if sum(len(part[0]) for part in pending) >= samples:
                 yield _join(pending)
                 pending = []
@@ -203,7 +211,7 @@ class Batches(object):
             read = self._read_once()
             if not self._replayed:
                 return read
-            self._cached = list(read)
+            self._cached = [_own(batch) for batch in read]
         return iter(self._cached)
 
     def _read_once(self):
@@ -237,6 +245,12 @@ class _Reiterable(object):
 
     def __iter__(self):
         return self._make()
+
+
+def _own(batch):
+    """A batch's arrays copied, to be held while the data gives its next batch: a generator or a
+    Sequence may refill one buffer in place."""
+    return [np.array(array) for array in batch]
 
 
 def _join(batches):

@@ -56,6 +56,7 @@ INFERENCE_PASSES = 3
 # at its peak, and PEAK_COPIES is an upper bound of them (docs/howto/repair.rst gives the peak
 # memory measured); the staged method keeps up to as much again of activations in memory.
 PEAK_COPIES = 8
+ACTIVATION_BYTES = 4  # float32: what an activation's value takes, for the sizes above and below
 
 
 class Summary(object):
@@ -176,6 +177,9 @@ def _staged_or_passes(api, model, forward, batches, paths, batch_size, tolerance
         summary = _by_method(api, forward, batches, paths, "passes", batch_size, tolerance, memory_limit, verbose)
         summary.note = "the model cannot be cut into stages: %s" % why
         return summary
+    samples = batches.expected_samples()
+    if samples is not None:  # recomputed: what would not fit in memory, kept as a smaller input of it
+        plan.recompute(memory_limit // (samples * ACTIVATION_BYTES))
     if first is None:
         batches.single_pass()
     if batch_size is None and batches.can_grow():
@@ -247,7 +251,7 @@ def _samples_in_memory(values_per_sample, memory_limit):
     activations' sizes are not known before the data is seen)."""
     if values_per_sample is None:  # a graph without static shapes (Theano's inner tensors)
         return _data.DEFAULT_BATCH_SIZE
-    return max(_data.DEFAULT_BATCH_SIZE, memory_limit // max(values_per_sample * 4 * PEAK_COPIES, 1))
+    return max(_data.DEFAULT_BATCH_SIZE, memory_limit // max(values_per_sample * ACTIVATION_BYTES * PEAK_COPIES, 1))
 
 
 class _Statistics(object):

@@ -1,5 +1,6 @@
-"""recalibrate's staged method: every BN layer settled from exact statistics, each layer of the
-model run once per sample, whatever the batch size.
+"""recalibrate's staged method: every BN layer settled from exact statistics in one pass over
+the data, each layer of the model run once per sample (a few twice, below), whatever the batch
+size.
 
 A BN layer's statistics in inference mode depend on the moving statistics of the BN layers
 before it, so no layer can be measured before those are set: each is a barrier across the
@@ -19,8 +20,12 @@ layers on parallel branches (a ResNet's projection shortcut) share a stage.
 What is kept between runs (the activations that cross a stage, each only until its last
 reader has run) is held in memory up to ``memory`` bytes and written to ``.npy`` files of a
 temporary directory beyond that; the directory is removed when the method ends, however it
-ends.  A graph that cannot be cut this way (a BN layer fed by its own output) raises
-``NotStaged``, and recalibrate falls back to its passes.
+ends.  Where an activation of all the data would not fit in memory and is computed from a
+smaller tensor of its stage alone (an expanding 1x1 convolution's output from its input), the
+smaller one is kept and the runs that read the activation compute it again
+(``Plan.recompute``): MobileNetV2 then writes half as much, for a second run of those layers.
+A graph that cannot be cut this way (a BN layer fed by its own output) raises ``NotStaged``,
+and recalibrate falls back to its passes.
 """
 import os
 import shutil
@@ -35,6 +40,7 @@ from .forward import numpy_dtype
 from .ops import on_tensorflow
 
 _VISITING, _DONE = 1, 2
+WALK = 64  # ops or layers a kept tensor's walk back to a smaller one it is computed from takes at most
 STATISTICS = ("moving_mean", "moving_variance")
 
 
@@ -117,7 +123,7 @@ class Plan(object):
         by_layer = {}
         for layer, tensor in calls:
             by_layer.setdefault(layer, []).append(tensor)
-        placeholder_keys = set(graph.key(tensor) for tensor in self.placeholders)
+        self._placeholder_keys = placeholder_keys = set(graph.key(tensor) for tensor in self.placeholders)
 
         def source_of(tensor):
             """(layer, attribute) of the statistic the tensor is, or reads; else None."""
@@ -172,6 +178,27 @@ class Plan(object):
                 self._tensors[found_key] = found
                 self._readers.setdefault(found_key, set()).add(stage[key])
                 self.last_read[found_key] = max(self.last_read.get(found_key, 0), stage[key])
+        self._smaller = {}  # a kept tensor's key: the smallest tensor it is computed from alone
+        for key, tensor in self._tensors.items():
+            smallest = _smallest_source(graph, tensor, stage, position, source_of)
+            if smallest is not tensor:
+                self._smaller[key] = smallest
+
+    def recompute(self, larger_than):
+        """Keeps, in place of each kept tensor of more than ``larger_than`` values a sample that
+        is computed from a smaller tensor of its stage alone (``_smallest_source``), that smaller
+        one; the runs that read the tensor compute it again from it.  The layers between then
+        run twice per sample, and the kept activations shrink by their expansion."""
+        for key, smaller in self._smaller.items():
+            tensor = self._tensors.get(key)
+            if tensor is None or self._graph.values_per_sample(tensor) <= larger_than:
+                continue
+            del self._tensors[key]
+            readers, last = self._readers.pop(key), self.last_read.pop(key)
+            smaller_key = self._graph.key(smaller)
+            self._tensors[smaller_key] = smaller
+            self._readers.setdefault(smaller_key, set()).update(readers)
+            self.last_read[smaller_key] = max(self.last_read.get(smaller_key, 0), last)
 
     def key(self, tensor):
         return self._graph.key(tensor)
@@ -183,7 +210,10 @@ class Plan(object):
         return [(layer, tensor) for layer, tensor in self.calls if self.stage_of(tensor) == run]
 
     def kept(self, run):
-        return [tensor for key, tensor in self._tensors.items() if self._stage[key] == run]
+        """The tensors run ``run`` computes and later runs read; not the model's inputs, which the
+        first run keeps as the data gives them (a second copy would misalign the batches)."""
+        return [tensor for key, tensor in self._tensors.items()
+                if self._stage[key] == run and key not in self._placeholder_keys]
 
     def read(self, run):
         return [tensor for key, tensor in self._tensors.items() if run in self._readers[key]]
@@ -196,6 +226,33 @@ class Plan(object):
 
     def settled_after(self, run):
         return [layer for layer, depth in self.depth.items() if depth == run + 1]
+
+
+def _smallest_source(graph, tensor, stage, position, source_of):
+    """The tensor with the fewest values a sample among ``tensor`` and those it can be computed
+    from alone (every way back from ``tensor`` to the data passes through it: the input of a
+    convolution, or of a ReLU that Theano builds from its input twice), up to the model's inputs
+    or a BN layer's output, which reads its statistics too: where ``tensor`` can be computed
+    again from less.  Walks back at most WALK ops or layers."""
+    smallest, size = tensor, graph.values_per_sample(tensor)
+    frontier = {graph.key(tensor): tensor}
+    for _ in range(WALK):
+        if size is None:
+            break
+        # The latest first: a frontier of one tensor is one that every way back passes through.
+        key = max(frontier, key=lambda found: position.get(found, -1))
+        current = frontier[key]
+        inputs = [found for found in graph.inputs_of(current) if stage.get(graph.key(found)) is not None]
+        if not inputs or source_of(current) is not None or any(source_of(found) is not None for found in inputs):
+            break  # a model input, or a BN layer's output
+        del frontier[key]
+        frontier.update((graph.key(found), found) for found in inputs)
+        if len(frontier) == 1:
+            only = next(iter(frontier.values()))
+            found = graph.values_per_sample(only)
+            if found is not None and found < size:
+                smallest, size = only, found
+    return smallest
 
 
 def _topological(roots, key, inputs_of):
@@ -249,7 +306,7 @@ def run(plan, compile_run, batches, statistics, memory, progress):
                     if number == 0:
                         for tensor, value in zip(plan.placeholders, values):
                             if plan.key(tensor) in plan.last_read:
-                                cache.put(plan.key(tensor), np.asarray(value))
+                                cache.put(plan.key(tensor), np.array(value))  # data._own: the data's own buffer
                     _add(moments, measured, found[:3 * len(measured)])
                     for tensor, value in zip(kept, found[3 * len(measured):]):
                         cache.put(plan.key(tensor), np.asarray(value))
