@@ -74,17 +74,18 @@ def test_batch_size_and_memory_limit_change_neither_statistics_nor_passes(api, t
 
 def test_an_expansion_memory_cannot_hold_is_computed_again_from_its_input(api, temporary):
     """A 1x1 convolution that widens a BN layer's 4 channels to 32 for the next BN layer, whose
-    input a third stage reads: where the 32 channels of all the data exceed the memory limit, the
-    second stage keeps the convolution's input (4 channels) and the third computes it again, so
-    at most 8 channels are held (the first stage's and these) and not 36; within the memory
-    limit, the 32 channels themselves, in memory.  The layer-by-layer statistics either way."""
+    input a third stage reads: within the memory limit, the second stage keeps the 32 channels
+    themselves (36 held at once with the first stage's 4, in memory); where the 32 channels of all
+    the data exceed it, the convolution's input (4 channels), and the third stage computes it
+    again, so at most 8 are held and not 36.  (tf.keras 1.5 builds the inference graph twice, so
+    twice as much either way.)  The layer-by-layer statistics every time."""
     layers = api.keras.layers
     inputs = layers.Input((6, 6, 3))
     narrow = layers.Activation("relu")(api.bn(name="bn_a")(features(api, 4)(inputs)))
     widen = layers.Conv2D(32, 1) if convolves(api) else layers.Dense(32)
     wide = layers.Activation("relu")(api.bn(name="bn_b")(widen(narrow)))
     model = api.keras.models.Model(inputs, layers.GlobalAveragePooling2D()(api.bn(name="bn_c")(features(api, 4)(wide))))
-    x = RNG.normal(size=(96, 6, 6, 3)).astype("float32")
+    x = np.random.RandomState(7).normal(size=(96, 6, 6, 3)).astype("float32")
     channel = x.shape[0] * 6 * 6 * 4  # the bytes of one channel of the data's activations
     initial = model.get_weights()
     exact = layer_by_layer(api, model, x)
@@ -96,16 +97,19 @@ def test_an_expansion_memory_cannot_hold_is_computed_again_from_its_input(api, t
         def __getitem__(self, index):
             return x[index * 32:(index + 1) * 32]
 
-    for data, memory_limit in ((x, 20000), (Batches(), 20000), (x, None)):
+    whole = None  # the bytes held at once within memory
+    for data, memory_limit in ((x, None), (x, 20000), (Batches(), 20000)):
         model.set_weights(initial)
         summary = keras_bn_patch.recalibrate(model, data, verbose=0, batch_size=32, method="staged",
                                              memory_limit=memory_limit)
         assert (summary.method, summary.stages) == ("staged", 3), summary.note
         assert largest_difference(api, model, statistics(api, model), exact) <= 1e-5, memory_limit
+        held = summary.kept["memory_bytes"] + summary.kept["disk_bytes"]
         if memory_limit is None:
-            assert summary.kept == {"memory_bytes": 36 * channel, "disk_bytes": 0}
+            whole = held
+            assert summary.kept["disk_bytes"] == 0 and whole in (36 * channel, 72 * channel), summary.kept
         else:
-            assert 0 < summary.kept["disk_bytes"] <= 8 * channel, (type(data).__name__, summary.kept)
+            assert summary.kept["disk_bytes"] > 0 and held <= whole * 8 // 36, (type(data).__name__, summary.kept)
         assert left_behind(temporary) == []
 
 
